@@ -1,0 +1,125 @@
+"""The hash chain: canonical encoding of an event and the hash that links it to the one before.
+
+hash(event) = sha256(canonical_json({seq, at, actor, action, subject, payload, prev_hash}))
+
+canonical_json sorts keys, uses no insignificant whitespace, keeps non-ASCII as UTF-8 and
+refuses NaN and infinities, so that one event has exactly one byte encoding on every machine.
+The payload is stored as that same canonical text, so what is hashed is what is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from modelcycle.entities import AuditEvent, ChainHead
+from modelcycle.errors import InvalidInput
+
+__all__ = [
+    "GENESIS",
+    "canonical_json",
+    "event_hash",
+    "next_event",
+    "utc_timestamp",
+    "validate_action",
+]
+
+GENESIS = ChainHead(seq=0, hash="0" * 64)
+
+# "workspace.created", "model.alias_moved": lower-case dotted words.
+_ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def canonical_json(value: Any) -> str:
+    """The one byte-stable JSON text of ``value`` (sorted keys, compact, no NaN)."""
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"must be JSON data without NaN or infinity ({exc})", field="payload"
+        ) from exc
+
+
+def utc_timestamp(now: datetime | None = None) -> str:
+    """ISO 8601 UTC with microseconds and a 'Z': fixed width, sorts as text."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_action(action: str) -> str:
+    """Check an action name such as ``dataset.version_created``."""
+    if not _ACTION_RE.match(action):
+        raise InvalidInput(
+            f"{action!r} is not an action name; expected dotted lower-case words such as "
+            "'model.version_registered'",
+            field="action",
+        )
+    return action
+
+
+def event_hash(
+    *,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 (hex) over the canonical encoding of the event's fields and the previous hash."""
+    body = canonical_json(
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def next_event(
+    head: ChainHead,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: dict[str, Any],
+    at: str | None = None,
+) -> AuditEvent:
+    """The event that follows ``head``, with its hash computed."""
+    validate_action(action)
+    if not actor:
+        raise InvalidInput("must not be empty", field="actor")
+    # Round-trip through the canonical text so the stored payload equals the hashed one.
+    normalized: dict[str, Any] = json.loads(canonical_json(payload))
+    stamp = at or utc_timestamp()
+    seq = head.seq + 1
+    digest = event_hash(
+        seq=seq,
+        at=stamp,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=normalized,
+        prev_hash=head.hash,
+    )
+    return AuditEvent(
+        seq=seq,
+        at=stamp,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=normalized,
+        prev_hash=head.hash,
+        hash=digest,
+    )

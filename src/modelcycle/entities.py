@@ -1,0 +1,51 @@
+"""Frozen records that cross layer boundaries. Plain data: no I/O, no behaviour beyond views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ArtifactRef", "AuditEvent", "ChainHead"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """An immutable blob in the artifact store, named by the sha256 of its bytes."""
+
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The newest event of the audit chain: its sequence number and hash."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the append-only, hash-chained audit log."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    subject: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data (the export format's line)."""
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "payload": self.payload,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }

@@ -1,0 +1,73 @@
+"""The one exception hierarchy of modelcycle.
+
+    ModelcycleError                 every error modelcycle raises on purpose
+     +-- InvalidInput               bad argument, file, name or request body (names the field)
+     +-- NotFound                   no such workspace, artifact, version, alias ...
+     +-- Conflict                   the change clashes with the current state
+     +-- IntegrityError             stored content no longer matches its hash or chain
+     +-- NotReady                   the workspace or database needs a step first (e.g. a migration)
+     +-- Unauthorized               no or unknown credentials
+     +-- Forbidden                  known credentials, not allowed to do this
+
+Each message says what went wrong and, where there is one, what to do about it. The CLI prints
+the message without a traceback; the HTTP layer maps each class to one status code.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "IntegrityError",
+    "InvalidInput",
+    "ModelcycleError",
+    "NotFound",
+    "NotReady",
+    "Unauthorized",
+]
+
+
+class ModelcycleError(Exception):
+    """Root of every error modelcycle raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ModelcycleError):
+    """An argument, file, name or request body is not what was expected.
+
+    ``field`` names the offending input so that a caller (CLI, HTTP) can point at it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class NotFound(ModelcycleError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(ModelcycleError):
+    """The change clashes with the current state (already exists, concurrently changed)."""
+
+
+class IntegrityError(ModelcycleError):
+    """Stored content does not match its hash, or the audit chain is broken."""
+
+
+class NotReady(ModelcycleError):
+    """The workspace or database must be prepared first; the message names the command."""
+
+
+class Unauthorized(ModelcycleError):
+    """Missing or unknown credentials."""
+
+
+class Forbidden(ModelcycleError):
+    """The credentials are known but not allowed to do this."""

@@ -1,0 +1,114 @@
+"""``modelcycle audit ...``: the tamper-evident log of every change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelcycle.audit import read_export, verify_chain
+from modelcycle.audit.chain import canonical_json
+from modelcycle.audit.verify import VerifyReport
+from modelcycle.interfaces.cli._context import console, err_console, open_workspace, parse_since
+from modelcycle.store import AuditFilter
+
+app = typer.Typer(help="The audit trail: list, verify, export, add notes.", no_args_is_help=True)
+
+
+@app.command("log")
+def log(
+    subject: str | None = typer.Option(None, "--subject", help="Only events about this subject."),
+    action: str | None = typer.Option(None, "--action", help="Only this action, e.g. audit.note."),
+    since: str | None = typer.Option(None, "--since", help="30m, 2h, 7d, or an ISO 8601 time."),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="Only the newest N events."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List audit events, oldest first."""
+    where = AuditFilter(
+        subject=subject,
+        action=action,
+        since=parse_since(since) if since else None,
+        limit=limit,
+    )
+    with open_workspace() as ws:
+        events = ws.audit.events(where)
+    if as_json:
+        for event in events:
+            typer.echo(canonical_json(event.as_dict()))
+        return
+    table = Table("seq", "at (UTC)", "actor", "action", "subject", "payload", "hash")
+    for event in events:
+        table.add_row(
+            str(event.seq),
+            event.at[:19].replace("T", " "),
+            escape(event.actor),
+            event.action,
+            escape(event.subject),
+            escape(canonical_json(event.payload)),
+            event.hash[:12],
+        )
+    console.print(table)
+    console.print(f"{len(events)} event(s)")
+
+
+@app.command("verify")
+def verify(
+    file: Path | None = typer.Option(
+        None, "--file", help="Verify an export file offline instead of the workspace."
+    ),
+) -> None:
+    """Recompute the hash chain; exit 1 and name the first altered, inserted or missing event."""
+    if file is not None:
+        events, anchors = read_export(file)
+        report = verify_chain(events, anchors)
+        where = str(file)
+    else:
+        with open_workspace() as ws:
+            report = ws.audit.verify()
+            where = "the workspace's audit log"
+    _print_report(report, where)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: VerifyReport, where: str) -> None:
+    if report.ok:
+        console.print(
+            f"[green]OK[/]: {report.events} event(s) in {escape(where)} verified; "
+            f"head {report.head.seq} {report.head.hash}"
+        )
+    else:
+        err_console.print(
+            f"[bold red]TAMPERED[/]: {escape(where)}: {escape(str(report.problem))}"
+        )
+        err_console.print(f"the chain is intact up to event {report.head.seq}")
+
+
+@app.command("export")
+def export(file: Path = typer.Argument(..., help="JSON lines file to write.")) -> None:
+    """Write every event plus the chain head as JSON lines, verifiable offline."""
+    with open_workspace() as ws:
+        count = ws.audit.export(file)
+    console.print(f"Exported {count} event(s) to {file}")
+
+
+@app.command("note")
+def note(
+    text: str = typer.Argument(..., help="The entry: an approval, a decision, a remark."),
+    subject: str = typer.Option("workspace", "--subject", help="What the note is about."),
+) -> None:
+    """Add an operator's own entry to the audit log."""
+    with open_workspace() as ws:
+        event = ws.audit.note(text, subject=subject)
+    console.print(f"Recorded event {event.seq} ({event.hash[:16]})")
+
+
+@app.command("head")
+def head() -> None:
+    """Print the chain head (seq and hash): publish it elsewhere to anchor the log."""
+    with open_workspace() as ws:
+        current = ws.audit.head()
+    typer.echo(json.dumps({"seq": current.seq, "hash": current.hash}))

@@ -1,0 +1,98 @@
+"""The root command: global options, the command groups, and error handling.
+
+Errors from modelcycle are printed as one line (``error: ...``) with an exit code per kind;
+``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.markup import escape
+
+from modelcycle._version import __version__
+from modelcycle.errors import (
+    Conflict,
+    Forbidden,
+    IntegrityError,
+    InvalidInput,
+    ModelcycleError,
+    NotFound,
+    NotReady,
+    Unauthorized,
+)
+from modelcycle.interfaces.cli import artifacts_cmd, audit_cmd, workspace_cmd
+from modelcycle.interfaces.cli._context import err_console
+
+app = typer.Typer(
+    name="modelcycle",
+    help="A self-hosted MLOps loop: data sets, pipelines, registry, deployment, scoring, "
+    "monitoring, automations, and a tamper-evident audit trail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# The exit code tells scripts what kind of failure it was; 1 stays "failed" in general.
+EXIT_CODES: dict[type[ModelcycleError], int] = {
+    InvalidInput: 2,
+    NotFound: 3,
+    Conflict: 4,
+    IntegrityError: 5,
+    NotReady: 6,
+    Unauthorized: 7,
+    Forbidden: 7,
+}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelcycle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """modelcycle: run `modelcycle COMMAND --help` for any command."""
+
+
+app.command("init")(workspace_cmd.init)
+app.add_typer(workspace_cmd.db_app, name="db")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(artifacts_cmd.app, name="artifacts")
+
+
+def exit_code_for(error: ModelcycleError) -> int:
+    for kind in type(error).__mro__:
+        if kind in EXIT_CODES:
+            return EXIT_CODES[kind]  # type: ignore[index]
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; never shows a traceback for a ModelcycleError unless ``--debug``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="modelcycle", standalone_mode=False)
+    except ModelcycleError as exc:
+        if "--debug" in args:
+            err_console.print_exception()
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exit_code_for(exc))
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,132 @@
+"""Settings: read once at the entry point (CLI, server, SDK constructor) and passed down.
+
+Sources, later ones winning: built-in defaults, the workspace's ``modelcycle.toml``, then
+``MODELCYCLE_*`` environment variables. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from modelcycle.errors import InvalidInput, NotFound
+
+__all__ = [
+    "CONFIG_FILE",
+    "STATE_DIR",
+    "Settings",
+    "find_workspace_root",
+    "load_settings",
+]
+
+STATE_DIR = ".modelcycle"
+CONFIG_FILE = "modelcycle.toml"
+
+
+class Settings(BaseModel):
+    """Where the workspace lives, where its data goes, and who is acting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: Path
+    db_url: str
+    artifacts_url: str
+    actor: str
+    # The whole parsed modelcycle.toml, for the parts that own other sections (rules, sources).
+    config: dict[str, Any] = {}
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def audit_head_path(self) -> Path:
+        return self.state_dir / "audit.head"
+
+
+def default_db_url(root: Path) -> str:
+    """SQLite inside the workspace's state folder."""
+    return f"sqlite:///{root / STATE_DIR / 'modelcycle.db'}"
+
+
+def default_artifacts_url(root: Path) -> str:
+    return str(root / STATE_DIR / "artifacts")
+
+
+def find_workspace_root(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """``MODELCYCLE_HOME`` if set, else the nearest folder from ``start`` upward holding a workspace."""
+    env = os.environ if environ is None else environ
+    home = env.get("MODELCYCLE_HOME")
+    if home and start is None:
+        root = Path(home).expanduser().resolve()
+        if not (root / STATE_DIR).is_dir():
+            raise NotFound(
+                f"MODELCYCLE_HOME={home} is not a modelcycle workspace; "
+                f"run `modelcycle init {home}` first"
+            )
+        return root
+    here = (start or Path.cwd()).expanduser().resolve()
+    for folder in (here, *here.parents):
+        if (folder / STATE_DIR).is_dir():
+            return folder
+    raise NotFound(
+        f"no modelcycle workspace in {here} or any folder above it; "
+        "run `modelcycle init` there or set MODELCYCLE_HOME"
+    )
+
+
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Find the workspace from ``path`` (or the environment and current folder) and read its settings."""
+    env = os.environ if environ is None else environ
+    root = find_workspace_root(Path(path) if path is not None else None, env)
+    config = read_config_file(root / CONFIG_FILE)
+    store = config.get("store", {})
+    if not isinstance(store, dict):
+        raise InvalidInput("must be a table", field=f"{CONFIG_FILE} [store]")
+    artifacts = env.get("MODELCYCLE_ARTIFACTS") or store.get("artifacts") or ""
+    values = {
+        "root": root,
+        "db_url": env.get("MODELCYCLE_DB_URL") or store.get("db_url") or default_db_url(root),
+        "artifacts_url": _resolve_local(artifacts, root) or default_artifacts_url(root),
+        "actor": env.get("MODELCYCLE_ACTOR") or _os_user(),
+        "config": config,
+    }
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(first["msg"], field=f"{CONFIG_FILE} {field}") from exc
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse ``modelcycle.toml``; a missing file is an empty configuration."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"is not valid TOML ({exc})", field=str(path)) from exc
+
+
+def _resolve_local(url: str, root: Path) -> str:
+    """Relative local paths in the config are relative to the workspace root."""
+    if not url or "://" in url or Path(url).is_absolute():
+        return url
+    return str(root / url)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

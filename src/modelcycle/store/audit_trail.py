@@ -1,0 +1,130 @@
+"""Reading and checking the audit trail kept in the metadata database."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from modelcycle.audit import Anchor, HeadFile, VerifyReport, verify_chain, write_export
+from modelcycle.entities import AuditEvent, ChainHead
+from modelcycle.errors import InvalidInput
+from modelcycle.store import tables
+from modelcycle.store.metadata import MetadataStore
+
+__all__ = ["AuditFilter", "AuditTrail"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which events to list: all given conditions must hold."""
+
+    subject: str | None = None
+    action: str | None = None
+    since: str | None = None  # ISO 8601 UTC text, compared with the events' fixed-width stamps
+    limit: int | None = None
+
+
+class AuditTrail:
+    """The audit log of one workspace: list, verify, export, and write operator notes."""
+
+    def __init__(self, meta: MetadataStore, head_file: HeadFile, actor: str) -> None:
+        self._meta = meta
+        self._head_file = head_file
+        self._actor = actor
+
+    def events(self, where: AuditFilter | None = None) -> list[AuditEvent]:
+        """Events matching ``where``, oldest first (the newest ``limit`` when a limit is set)."""
+        where = where or AuditFilter()
+        if where.limit is not None and where.limit < 1:
+            raise InvalidInput("must be at least 1", field="limit")
+        t = tables.audit_events
+        query = select(t)
+        if where.subject is not None:
+            query = query.where(t.c.subject == where.subject)
+        if where.action is not None:
+            query = query.where(t.c.action == where.action)
+        if where.since is not None:
+            query = query.where(t.c.at >= where.since)
+        if where.limit is not None:
+            query = query.order_by(t.c.seq.desc()).limit(where.limit)
+        with self._meta.read() as conn:
+            rows = conn.execute(query).all()
+        return sorted((_row_to_event(r) for r in rows), key=lambda e: e.seq)
+
+    def head(self) -> ChainHead:
+        """The newest event's sequence number and hash, as the database's head row says."""
+        with self._meta.read() as conn:
+            return _head_row(conn)
+
+    def verify(self) -> VerifyReport:
+        """Recompute the whole chain and compare it with the head row and the head file."""
+        # Read the file before the database snapshot: it is written after commit, so whatever
+        # it says is already in the snapshot unless events were removed.
+        file_head = self._head_file.read()
+        with self._meta.read(snapshot=True) as conn:
+            anchors = [Anchor("the database's head row", _head_row(conn), exact=True)]
+            if file_head is not None:
+                anchors.append(Anchor(f"the head file {self._head_file.path}", file_head))
+            return verify_chain(self._stream(conn), anchors)
+
+    def export(self, path: Path | str) -> int:
+        """Write every event and the head as JSON lines to ``path`` (atomically)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out, self._meta.read(snapshot=True) as conn:
+                count = write_export(self._stream(conn), _head_row(conn), out)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return count
+
+    def note(self, text: str, subject: str = "workspace") -> AuditEvent:
+        """Record an operator's own entry: an approval, a decision, a remark."""
+        if not text.strip():
+            raise InvalidInput("must not be empty", field="text")
+        with self._meta.write(
+            actor=self._actor, action="audit.note", subject=subject, payload={"text": text}
+        ) as tx:
+            pass
+        return tx.events[0]
+
+    def _stream(self, conn: Any) -> Iterator[AuditEvent]:
+        t = tables.audit_events
+        result = conn.execution_options(yield_per=2000).execute(select(t).order_by(t.c.seq))
+        for row in result:
+            yield _row_to_event(row)
+
+
+def _head_row(conn: Any) -> ChainHead:
+    row = conn.execute(
+        select(tables.audit_head.c.seq, tables.audit_head.c.hash).where(tables.audit_head.c.id == 1)
+    ).one()
+    return ChainHead(int(row.seq), str(row.hash))
+
+
+def _row_to_event(row: Any) -> AuditEvent:
+    try:
+        payload = json.loads(row.payload)
+    except ValueError:
+        # Keep the damaged text: its hash will not match, and verify names the event.
+        payload = {"unparseable_payload": row.payload}
+    return AuditEvent(
+        seq=int(row.seq),
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        payload=payload,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

@@ -1,0 +1,239 @@
+"""The metadata database: engines, read and write transactions, and the audit append.
+
+Every change goes through :meth:`MetadataStore.write`, which takes the action it records up
+front: the change and its audit event commit together or not at all, so a change without an
+event cannot be written.
+
+SQLite (the embedded default) runs in WAL mode; write transactions start with
+``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead of failing
+half-way. PostgreSQL writers serialise only on the audit head row, locked at the end of the
+transaction for the few statements that append to the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from modelcycle.audit import next_event
+from modelcycle.audit.chain import canonical_json, validate_action
+from modelcycle.entities import AuditEvent, ChainHead
+from modelcycle.errors import Conflict, InvalidInput, NotReady
+from modelcycle.store import tables
+from modelcycle.store.schema import check_schema, upgrade_schema
+
+__all__ = ["MetadataStore", "WriteTx", "normalize_db_url", "redact_db_url"]
+
+_VALID_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER@HOST:PORT/DB")
+
+
+def normalize_db_url(url: str) -> str:
+    """Check the URL's scheme and pick the psycopg 3 driver for PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput(
+            f"{redact_db_url(url)!r} is not a database URL; expected one of {_VALID_SCHEMES}",
+            field="db_url",
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgresql" or parsed.drivername == "postgres":
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if backend == "sqlite" and parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        if not parsed.database or parsed.database == ":memory:":
+            raise InvalidInput("SQLite needs a file path: sqlite:///PATH", field="db_url")
+        return url
+    raise InvalidInput(
+        f"scheme {parsed.drivername!r} is not supported; expected one of {_VALID_SCHEMES}",
+        field="db_url",
+    )
+
+
+def redact_db_url(url: str) -> str:
+    """The URL with any password hidden, safe for messages and the audit log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+@dataclass
+class WriteTx:
+    """An open write transaction: the connection to change things with, and its audit events.
+
+    The first event is given to :meth:`MetadataStore.write`; its ``subject`` and ``payload``
+    may be filled in during the transaction (a version number known only after the insert).
+    """
+
+    conn: Connection
+    action: str
+    subject: str
+    payload: dict[str, Any]
+    extra: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def record(self, action: str, subject: str, payload: dict[str, Any] | None = None) -> None:
+        """Append one more audit event to this transaction."""
+        validate_action(action)
+        self.extra.append((action, subject, dict(payload or {})))
+
+
+class MetadataStore:
+    """The metadata database of one workspace. Constructing it connects to nothing."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_commit: Callable[[ChainHead], None] | None = None,
+    ) -> None:
+        self.url = normalize_db_url(url)
+        self._on_commit = on_commit
+        self._engine: Engine | None = None
+
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_backend_name()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = _make_engine(self.url)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def check_schema(self) -> None:
+        """Raise NotReady unless the database is at this code's schema revision."""
+        with self._connect() as conn:
+            check_schema(conn, f"the database {redact_db_url(self.url)}")
+
+    def upgrade(self, target: str = "head") -> None:
+        """Run the migrations (``modelcycle init`` and ``modelcycle db upgrade`` only)."""
+        with self._connect() as conn:
+            upgrade_schema(conn, target)
+            conn.commit()
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read-only transaction; ``snapshot`` gives one consistent view across statements."""
+        with self._connect() as conn:
+            if snapshot and self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def write(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        payload: dict[str, Any] | None = None,
+    ) -> Iterator[WriteTx]:
+        """A write transaction that commits together with its audit event(s)."""
+        validate_action(action)
+        with self._connect(write=True) as conn:
+            tx = WriteTx(conn, action, subject, dict(payload or {}))
+            try:
+                with conn.begin():
+                    yield tx
+                    tx.events = self._append_events(conn, actor, tx)
+            except SAIntegrityError as exc:
+                raise Conflict(
+                    f"{action} on {tx.subject!r} clashes with what is stored ({exc.orig})"
+                ) from exc
+        if self._on_commit is not None and tx.events:
+            self._on_commit(ChainHead(tx.events[-1].seq, tx.events[-1].hash))
+
+    def _append_events(self, conn: Connection, actor: str, tx: WriteTx) -> list[AuditEvent]:
+        # The head row lock orders all writers: the chain gets exactly one next event each time.
+        row = conn.execute(
+            select(tables.audit_head.c.seq, tables.audit_head.c.hash)
+            .where(tables.audit_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        head = ChainHead(int(row.seq), str(row.hash))
+        events: list[AuditEvent] = []
+        for action, subject, payload in [(tx.action, tx.subject, tx.payload), *tx.extra]:
+            ev = next_event(head, actor=actor, action=action, subject=subject, payload=payload)
+            events.append(ev)
+            head = ChainHead(ev.seq, ev.hash)
+        conn.execute(
+            insert(tables.audit_events),
+            [
+                {
+                    "seq": ev.seq,
+                    "at": ev.at,
+                    "actor": ev.actor,
+                    "action": ev.action,
+                    "subject": ev.subject,
+                    "payload": canonical_json(ev.payload),
+                    "prev_hash": ev.prev_hash,
+                    "hash": ev.hash,
+                }
+                for ev in events
+            ],
+        )
+        conn.execute(
+            update(tables.audit_head)
+            .where(tables.audit_head.c.id == 1)
+            .values(seq=head.seq, hash=head.hash)
+        )
+        return events
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except OperationalError as exc:
+            raise NotReady(
+                f"cannot open the database {redact_db_url(self.url)}: {exc.orig}"
+            ) from exc
+        with conn:
+            if write:
+                conn.execution_options(modelcycle_write=True)
+            yield conn
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over transaction control from the sqlite3 module so BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("modelcycle_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,222 @@
+"""The workspace: one folder (``.modelcycle/`` + ``modelcycle.toml``) and the stores it names.
+
+``Workspace(path)`` reads the settings and connects to nothing; the database is opened and its
+schema checked on first use. ``init_workspace`` is the only place that creates a schema.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from modelcycle._version import __version__
+from modelcycle.audit import HeadFile, utc_timestamp
+from modelcycle.entities import ArtifactRef, AuditEvent
+from modelcycle.errors import Conflict, InvalidInput
+from modelcycle.settings import CONFIG_FILE, STATE_DIR, Settings, load_settings
+from modelcycle.store import (
+    ArtifactStore,
+    AuditTrail,
+    MetadataStore,
+    SchemaStatus,
+    open_artifact_store,
+    redact_db_url,
+    tables,
+)
+from modelcycle.store.schema import schema_status
+
+__all__ = ["Workspace", "init_workspace"]
+
+_CONFIG_TEMPLATE = """\
+# modelcycle workspace configuration. Environment variables MODELCYCLE_* override it.
+
+[store]
+# Metadata database. Default: SQLite in .modelcycle/modelcycle.db.
+# db_url = "postgresql+psycopg://modelcycle@db.example:5432/modelcycle"
+# Artifact store: a local folder (relative to this file) or a URL.
+# artifacts = ".modelcycle/artifacts"
+"""
+
+
+class Workspace:
+    """The entry point of the Python SDK: ``ws = Workspace()`` finds the workspace upward."""
+
+    def __init__(self, path: Path | str | None = None, *, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else load_settings(path)
+        self._meta: MetadataStore | None = None
+        self._artifacts: ArtifactStore | None = None
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def root(self) -> Path:
+        return self.settings.root
+
+    @property
+    def actor(self) -> str:
+        return self.settings.actor
+
+    @property
+    def metadata(self) -> MetadataStore:
+        """The metadata database, opened and schema-checked on first use."""
+        if self._meta is None:
+            meta = self._new_metadata_store()
+            meta.check_schema()
+            self._meta = meta
+        return self._meta
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The content-addressed artifact store."""
+        if self._artifacts is None:
+            self._artifacts = open_artifact_store(self.settings.artifacts_url)
+        return self._artifacts
+
+    @property
+    def audit(self) -> AuditTrail:
+        """The audit trail: list, verify, export, note."""
+        return AuditTrail(self.metadata, HeadFile(self.settings.audit_head_path), self.actor)
+
+    def schema_status(self) -> SchemaStatus:
+        """Where the database stands against this modelcycle's schema (no check, no change)."""
+        meta = self._new_metadata_store()
+        try:
+            with meta.read() as conn:
+                return schema_status(conn)
+        finally:
+            meta.close()
+
+    def upgrade(self) -> SchemaStatus:
+        """Migrate the database to this modelcycle's schema and record it in the audit log."""
+        meta = self._new_metadata_store()
+        with meta.read() as conn:
+            before = schema_status(conn)
+        if before.current is None:
+            raise Conflict(
+                f"the database {redact_db_url(meta.url)} has no modelcycle schema to upgrade; "
+                "run `modelcycle init` instead"
+            )
+        meta.upgrade()
+        if not before.up_to_date:
+            with meta.write(
+                actor=self.actor,
+                action="db.upgraded",
+                subject="workspace",
+                payload={"from": before.current, "to": before.head, "modelcycle": __version__},
+            ):
+                pass
+        self._meta = meta
+        return self.schema_status()
+
+    def store_artifact(self, path: Path | str, *, label: str | None = None) -> ArtifactRef:
+        """Put a file into the artifact store and record it (and who stored it) in the index."""
+        ref = self.artifacts.put_file(path)
+        name = label if label is not None else Path(path).name
+        if len(name) > 500:
+            raise InvalidInput("must be at most 500 characters", field="label")
+        with self.metadata.write(
+            actor=self.actor,
+            action="artifact.stored",
+            subject=f"artifact:{ref.sha256}",
+            payload={"size": ref.size, "label": name},
+        ) as tx:
+            known = tx.conn.execute(
+                select(tables.artifacts.c.sha256).where(tables.artifacts.c.sha256 == ref.sha256)
+            ).first()
+            tx.payload["new"] = known is None
+            if known is None:
+                tx.conn.execute(
+                    insert(tables.artifacts).values(
+                        sha256=ref.sha256,
+                        size=ref.size,
+                        label=name,
+                        created_at=utc_timestamp(),
+                        created_by=self.actor,
+                    )
+                )
+        return ref
+
+    def artifact_index(self) -> list[dict[str, Any]]:
+        """The blobs stored through :meth:`store_artifact`, oldest first."""
+        t = tables.artifacts
+        with self.metadata.read() as conn:
+            rows = conn.execute(select(t).order_by(t.c.created_at, t.c.sha256)).all()
+        return [dict(row._mapping) for row in rows]
+
+    def close(self) -> None:
+        """Release database connections."""
+        if self._meta is not None:
+            self._meta.close()
+            self._meta = None
+
+    def _new_metadata_store(self) -> MetadataStore:
+        head_file = HeadFile(self.settings.audit_head_path)
+        return MetadataStore(self.settings.db_url, on_commit=head_file.advance)
+
+
+def init_workspace(path: Path | str = ".", *, db_url: str | None = None) -> tuple[Workspace, AuditEvent]:
+    """Create a workspace at ``path``: state folder, config file, database schema.
+
+    Returns the workspace and its ``workspace.created`` (or, when the database already holds
+    a modelcycle schema, ``workspace.attached``) audit event.
+    """
+    root = Path(path).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise InvalidInput("exists and is not a folder", field=str(path))
+    if (root / STATE_DIR).is_dir():
+        raise Conflict(f"{root} is already a modelcycle workspace")
+    (root / STATE_DIR).mkdir(parents=True)
+    config_path = root / CONFIG_FILE
+    created_config = not config_path.exists()
+    if created_config:
+        config = _CONFIG_TEMPLATE
+        if db_url is not None:
+            config = config.replace("[store]\n", f"[store]\ndb_url = {_toml_string(db_url)}\n", 1)
+        config_path.write_text(config, encoding="utf-8")
+    try:
+        ws = Workspace(root)
+        meta = ws._new_metadata_store()
+        with meta.read() as conn:
+            existing = schema_status(conn).current
+        meta.upgrade()
+        action = "workspace.attached" if existing is not None else "workspace.created"
+        with meta.write(
+            actor=ws.actor,
+            action=action,
+            subject="workspace",
+            payload={
+                "root": str(root),
+                "db": redact_db_url(meta.url),
+                "artifacts": ws.settings.artifacts_url,
+                "modelcycle": __version__,
+            },
+        ) as tx:
+            pass
+        ws._meta = meta
+    except BaseException:
+        # Leave nothing half-made: a failed init can be retried as it was.
+        shutil.rmtree(root / STATE_DIR, ignore_errors=True)
+        if created_config:
+            config_path.unlink(missing_ok=True)
+        raise
+    return ws, tx.events[0]
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
