@@ -93,6 +93,10 @@ class Workspace:
         """The audit trail: list, verify, export, note."""
         return AuditTrail(self.metadata, HeadFile(self.settings.audit_head_path), self.actor)
 
+    # -- stage facades: each stage adds one lazily built property below ----------------------
+
+    # -- end of stage facades -------------------------------------------------------------------
+
     def schema_status(self) -> SchemaStatus:
         """Where the database stands against this modelcycle's schema (no check, no change)."""
         meta = self._new_metadata_store()

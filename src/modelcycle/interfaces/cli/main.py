@@ -68,6 +68,7 @@ app.command("init")(workspace_cmd.init)
 app.add_typer(workspace_cmd.db_app, name="db")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(artifacts_cmd.app, name="artifacts")
+# -- stage command groups: one line each below --
 
 
 def exit_code_for(error: ModelcycleError) -> int:

@@ -1,0 +1,100 @@
+"""Shared fixtures: a real PostgreSQL server for the session, and workspaces on both backends.
+
+``workspace`` (and ``db_url``) are parametrised over ``sqlite`` and ``postgresql``: every test
+that takes one runs against both. Each PostgreSQL test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from _pg import PostgresServer, start_server
+from modelcycle import Workspace, init_workspace
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    url = os.environ.get("MODELCYCLE_TEST_PG_URL")
+    if url:
+        from sqlalchemy.engine import make_url
+
+        u = make_url(url)
+        yield PostgresServer(u.host or "127.0.0.1", u.port or 5432, u.username or "postgres")
+        return
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _new_database(server: PostgresServer) -> str:
+    name = f"mc_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(
+        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty metadata database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return _new_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Workspace]:
+    """A freshly initialised workspace in ``tmp_path/ws`` on each backend."""
+    monkeypatch.delenv("MODELCYCLE_HOME", raising=False)
+    monkeypatch.delenv("MODELCYCLE_DB_URL", raising=False)
+    monkeypatch.setenv("MODELCYCLE_ACTOR", "tester")
+    ws, _ = init_workspace(tmp_path / "ws", db_url=db_url)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the real ``modelcycle`` command in a subprocess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    full_env.update({"MODELCYCLE_ACTOR": "tester", "COLUMNS": "200"})
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelcycle", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"modelcycle {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def cli(workspace: Workspace):  # type: ignore[no-untyped-def]
+    """``cli("audit", "log")`` runs the CLI inside the workspace fixture's folder."""
+
+    def _run(*args: str, check: bool = False, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        return run_cli(*args, cwd=workspace.root, env=env, check=check)
+
+    return _run
