@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ArtifactRef", "AuditEvent", "ChainHead"]
+__all__ = ["ArtifactRef", "AuditEvent", "ChainHead", "DatasetVersion", "ModelVersion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +49,56 @@ class AuditEvent:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+# -- datasets ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DatasetVersion:
+    """One immutable version of a named data set: content hash, schema and profile."""
+
+    name: str
+    version: int
+    sha256: str
+    num_rows: int
+    size_bytes: int
+    schema: list[dict[str, Any]]
+    profile: dict[str, Any]
+    source: str
+    created_at: str
+    created_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# -- end datasets -----------------------------------------------------------------------------
+
+
+# -- registry ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One registered version of a model, with its lineage and the aliases pointing at it."""
+
+    name: str
+    version: int
+    sha256: str
+    flavor: str
+    signature: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    tags: dict[str, str]
+    datasets: list[str]
+    requirements: list[str]
+    run_id: str | None
+    status: str
+    created_at: str
+    created_by: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+# -- end registry -----------------------------------------------------------------------------

@@ -6,9 +6,32 @@ compares the two.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
-__all__ = ["artifacts", "audit_events", "audit_head", "metadata", "workspace_info"]
+__all__ = [
+    "artifacts",
+    "audit_events",
+    "audit_head",
+    "dataset_versions",
+    "metadata",
+    "model_aliases",
+    "model_evaluations",
+    "model_versions",
+    "registered_models",
+    "workspace_info",
+]
 
 metadata = MetaData()
 
@@ -53,3 +76,80 @@ artifacts = Table(
     Column("created_at", String(32), nullable=False),
     Column("created_by", String(200), nullable=False),
 )
+
+# -- datasets (migration 0003) ----------------------------------------------------------------
+# schema and profile: canonical JSON text.
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("num_rows", BigInteger, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("profile", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
+    Index("ix_dataset_versions_name_sha256", "name", "sha256"),
+)
+# -- end datasets ------------------------------------------------------------------------------
+
+# -- registry (migration 0004) ----------------------------------------------------------------
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
+
+# signature, metrics, params, tags, datasets, requirements: canonical JSON text.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), ForeignKey("registered_models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("flavor", String(50), nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("datasets", Text, nullable=False),
+    Column("requirements", Text, nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), ForeignKey("registered_models.name"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+# Figures measured by promotion gates (and later evaluations): one row per version and data set.
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("dataset", String(300), nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_model_evaluations_name_version", "name", "version"),
+)
+# -- end registry ------------------------------------------------------------------------------
