@@ -33,8 +33,16 @@ class PostgresServer:
         if self.data_dir is None or self._bin is None:
             return
         subprocess.run(
-            [*(self._runas or []), str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m",
-             "immediate", "-w", "stop"],
+            [
+                *(self._runas or []),
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
             timeout=60,
@@ -71,16 +79,42 @@ def start_server() -> PostgresServer:
     data = base / "data"
     port = _free_port()
     subprocess.run(
-        [*runas, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-         "-E", "UTF8", "--no-locale", "--no-sync"],
+        [
+            *runas,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
+    )
     subprocess.run(
-        [*runas, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
-         "-t", "60", "-o", options, "start"],
+        [
+            *runas,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ],
         check=True,
         capture_output=True,
         timeout=120,

@@ -59,8 +59,10 @@ def default_artifacts_url(root: Path) -> str:
     return str(root / STATE_DIR / "artifacts")
 
 
-def find_workspace_root(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """``MODELCYCLE_HOME`` if set, else the nearest folder from ``start`` upward holding a workspace."""
+def find_workspace_root(
+    start: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path:
+    """``MODELCYCLE_HOME`` if set, else the nearest workspace from ``start`` upward."""
     env = os.environ if environ is None else environ
     home = env.get("MODELCYCLE_HOME")
     if home and start is None:
@@ -84,7 +86,7 @@ def find_workspace_root(start: Path | None = None, environ: Mapping[str, str] | 
 def load_settings(
     path: Path | str | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Find the workspace from ``path`` (or the environment and current folder) and read its settings."""
+    """Find the workspace (``path``, else environment and current folder); read its settings."""
     env = os.environ if environ is None else environ
     root = find_workspace_root(Path(path) if path is not None else None, env)
     config = read_config_file(root / CONFIG_FILE)
@@ -92,7 +94,7 @@ def load_settings(
     if not isinstance(store, dict):
         raise InvalidInput("must be a table", field=f"{CONFIG_FILE} [store]")
     artifacts = env.get("MODELCYCLE_ARTIFACTS") or store.get("artifacts") or ""
-    values = {
+    values: dict[str, Any] = {
         "root": root,
         "db_url": env.get("MODELCYCLE_DB_URL") or store.get("db_url") or default_db_url(root),
         "artifacts_url": _resolve_local(artifacts, root) or default_artifacts_url(root),
@@ -100,7 +102,7 @@ def load_settings(
         "config": config,
     }
     try:
-        return Settings(**values)
+        return Settings.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])

@@ -174,7 +174,9 @@ class Workspace:
         return MetadataStore(self.settings.db_url, on_commit=head_file.advance)
 
 
-def init_workspace(path: Path | str = ".", *, db_url: str | None = None) -> tuple[Workspace, AuditEvent]:
+def init_workspace(
+    path: Path | str = ".", *, db_url: str | None = None
+) -> tuple[Workspace, AuditEvent]:
     """Create a workspace at ``path``: state folder, config file, database schema.
 
     Returns the workspace and its ``workspace.created`` (or, when the database already holds

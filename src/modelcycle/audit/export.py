@@ -44,12 +44,15 @@ def read_export(path: Path) -> tuple[list[AuditEvent], list[Anchor]]:
                 elif data.get("format") == _FORMAT:
                     if data["head"] is not None:
                         head = ChainHead(seq=int(data["head"]["seq"]), hash=data["head"]["hash"])
-                        anchors.append(Anchor(source=f"the export's head line", head=head, exact=True))
+                        anchors.append(
+                            Anchor(source="the export's head line", head=head, exact=True)
+                        )
                 else:
                     raise ValueError("neither an event nor a head line")
             except (ValueError, TypeError, KeyError) as exc:
-                raise InvalidInput(f"line {number} is not a modelcycle audit export line ({exc})",
-                                   field=str(path)) from exc
+                raise InvalidInput(
+                    f"line {number} is not a modelcycle audit export line ({exc})", field=str(path)
+                ) from exc
     if not anchors:
         raise InvalidInput("has no head line: the export is incomplete", field=str(path))
     return events, anchors

@@ -1,10 +1,10 @@
 """The store: the metadata database (with its audit append) and the artifact store."""
 
+from modelcycle.store import tables
 from modelcycle.store.artifacts import ArtifactStore, Upload, check_digest, open_artifact_store
 from modelcycle.store.audit_trail import AuditFilter, AuditTrail
 from modelcycle.store.metadata import MetadataStore, WriteTx, normalize_db_url, redact_db_url
 from modelcycle.store.schema import SCHEMA_HEAD, SchemaStatus
-from modelcycle.store import tables
 
 __all__ = [
     "SCHEMA_HEAD",

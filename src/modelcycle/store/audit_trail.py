@@ -80,7 +80,10 @@ class AuditTrail:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out, self._meta.read(snapshot=True) as conn:
+            with (
+                os.fdopen(fd, "w", encoding="utf-8") as out,
+                self._meta.read(snapshot=True) as conn,
+            ):
                 count = write_export(self._stream(conn), _head_row(conn), out)
             os.replace(tmp, target)
         except BaseException:

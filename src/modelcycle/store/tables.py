@@ -46,7 +46,9 @@ workspace_info = Table(
 audit_events = Table(
     "audit_events",
     metadata,
-    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
     Column("at", String(32), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("action", String(100), nullable=False),

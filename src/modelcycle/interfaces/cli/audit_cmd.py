@@ -81,9 +81,7 @@ def _print_report(report: VerifyReport, where: str) -> None:
             f"head {report.head.seq} {report.head.hash}"
         )
     else:
-        err_console.print(
-            f"[bold red]TAMPERED[/]: {escape(where)}: {escape(str(report.problem))}"
-        )
+        err_console.print(f"[bold red]TAMPERED[/]: {escape(where)}: {escape(str(report.problem))}")
         err_console.print(f"the chain is intact up to event {report.head.seq}")
 
 

@@ -74,7 +74,7 @@ app.add_typer(artifacts_cmd.app, name="artifacts")
 def exit_code_for(error: ModelcycleError) -> int:
     for kind in type(error).__mro__:
         if kind in EXIT_CODES:
-            return EXIT_CODES[kind]  # type: ignore[index]
+            return EXIT_CODES[kind]
     return 1
 
 
@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ModelcycleError as exc:
         if "--debug" in args:
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(exit_code_for(exc))
     except click.exceptions.ClickException as exc:
         exc.show()

@@ -1,4 +1,4 @@
-"""``modelcycle init`` and ``modelcycle db ...``: creating a workspace and migrating its database."""
+"""``modelcycle init`` and ``modelcycle db ...``: create a workspace, migrate its database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from modelcycle.interfaces.cli._context import console, open_workspace
 from modelcycle.store import redact_db_url
 from modelcycle.workspace import init_workspace
 
-db_app = typer.Typer(help="The metadata database: schema status and migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The metadata database: schema status and migrations.", no_args_is_help=True
+)
 
 
 def init(

@@ -59,9 +59,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Float, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
     )
-    op.create_index(
-        "ix_model_evaluations_name_version", "model_evaluations", ["name", "version"]
-    )
+    op.create_index("ix_model_evaluations_name_version", "model_evaluations", ["name", "version"])
 
 
 def downgrade() -> None:
