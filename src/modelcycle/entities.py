@@ -66,10 +66,30 @@ class DatasetVersion:
     source: str
     created_at: str
     created_by: str
+    # The stored Parquet blob's sha256 (``sha256`` above is the content's identity).
+    artifact_sha256: str
+    description: str | None = None
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The version as JSON-ready data."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "artifact_sha256": self.artifact_sha256,
+            "num_rows": self.num_rows,
+            "size_bytes": self.size_bytes,
+            "schema": self.schema,
+            "profile": self.profile,
+            "source": self.source,
+            "description": self.description,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+        }
 
 
 # -- end datasets -----------------------------------------------------------------------------
@@ -95,6 +115,8 @@ class ModelVersion:
     created_at: str
     created_by: str
     aliases: tuple[str, ...] = ()
+    # A few rows of the input example (Parquet blob): the check data when no holdout is known.
+    example_sha256: str | None = None
 
     @property
     def ref(self) -> str:
@@ -102,3 +124,7 @@ class ModelVersion:
 
 
 # -- end registry -----------------------------------------------------------------------------
+
+
+# -- pipelines --------------------------------------------------------------------------------
+# -- end pipelines ----------------------------------------------------------------------------

@@ -95,6 +95,8 @@ dataset_versions = Table(
     Column("source", Text, nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("created_by", String(200), nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("description", Text, nullable=True),
     UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
     Index("ix_dataset_versions_name_sha256", "name", "sha256"),
 )
@@ -125,6 +127,7 @@ model_versions = Table(
     Column("datasets", Text, nullable=False),
     Column("requirements", Text, nullable=False),
     Column("run_id", String(64), nullable=True),
+    Column("example_sha256", String(64), nullable=True),
     Column("status", String(20), nullable=False),
     Column("created_at", String(32), nullable=False),
     Column("created_by", String(200), nullable=False),
@@ -155,3 +158,6 @@ model_evaluations = Table(
     Index("ix_model_evaluations_name_version", "name", "version"),
 )
 # -- end registry ------------------------------------------------------------------------------
+
+# -- pipelines (migration 0005) ---------------------------------------------------------------
+# -- end pipelines -----------------------------------------------------------------------------
