@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,26 +63,17 @@ def validate_action(action: str) -> str:
     return action
 
 
-def event_hash(
-    *,
-    seq: int,
-    at: str,
-    actor: str,
-    action: str,
-    subject: str,
-    payload: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """sha256 (hex) over the canonical encoding of the event's fields and the previous hash."""
+def event_hash(event: AuditEvent) -> str:
+    """sha256 (hex) over the canonical encoding of the event's fields (all but its own hash)."""
     body = canonical_json(
         {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "payload": payload,
-            "prev_hash": prev_hash,
+            "seq": event.seq,
+            "at": event.at,
+            "actor": event.actor,
+            "action": event.action,
+            "subject": event.subject,
+            "payload": event.payload,
+            "prev_hash": event.prev_hash,
         }
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -102,24 +94,13 @@ def next_event(
         raise InvalidInput("must not be empty", field="actor")
     # Round-trip through the canonical text so the stored payload equals the hashed one.
     normalized: dict[str, Any] = json.loads(canonical_json(payload))
-    stamp = at or utc_timestamp()
-    seq = head.seq + 1
-    digest = event_hash(
-        seq=seq,
-        at=stamp,
+    draft = AuditEvent(
+        seq=head.seq + 1,
+        at=at or utc_timestamp(),
         actor=actor,
         action=action,
         subject=subject,
         payload=normalized,
         prev_hash=head.hash,
     )
-    return AuditEvent(
-        seq=seq,
-        at=stamp,
-        actor=actor,
-        action=action,
-        subject=subject,
-        payload=normalized,
-        prev_hash=head.hash,
-        hash=digest,
-    )
+    return replace(draft, hash=event_hash(draft))

@@ -71,15 +71,7 @@ def verify_chain(events: Iterable[AuditEvent], anchors: Iterable[Anchor] = ()) -
                 "missing",
                 f"the chain jumps from event {head.seq} to event {event.seq}",
             )
-        recomputed = event_hash(
-            seq=event.seq,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            subject=event.subject,
-            payload=event.payload,
-            prev_hash=event.prev_hash,
-        )
+        recomputed = event_hash(event)
         if recomputed != event.hash:
             return _fail(
                 count, head, event.seq, "altered", "its content does not match its stored hash"
