@@ -1,0 +1,251 @@
+"""Data drift between a reference and a current table: per column, then for the data set.
+
+The "what" (:class:`DriftReport`, :class:`ColumnDrift`) is plain, serialisable data; the "how"
+is :func:`compute_drift`, which prepares each column once (missing values counted and removed,
+categories encoded to shared integer codes) and hands the arrays to the chosen test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from modelcycle.datasets import column_kind
+from modelcycle.errors import InvalidInput
+from modelcycle.monitoring.drift_tests import DRIFT_TESTS
+from modelcycle.monitoring.policy import DriftPolicy, infer_column_type
+
+__all__ = ["ColumnDrift", "DriftReport", "compute_drift", "prepare_column"]
+
+MIN_ROWS = 2  # fewer non-missing values on either side: "not enough data", never drift
+MISSING_SHARE_ALPHA = 0.05
+MISSING_SHARE_MIN_DIFF = 0.01
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The verdict for one column."""
+
+    name: str
+    type: str
+    method: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    status: str  # "ok" or "not_enough_data"
+    reference_rows: int
+    current_rows: int
+    distinct: int
+    missing_share_reference: float
+    missing_share_current: float
+    missing_drifted: bool
+    robust: dict[str, Any] | None = None
+
+    @property
+    def score(self) -> float:
+        """How far over (>0) or under its threshold the column is, for sorting reports."""
+        if self.statistic is None:
+            return -math.inf
+        if self.p_value is not None:
+            return -math.log10(max(self.p_value, 1e-300)) + math.log10(self.threshold)
+        return self.statistic - self.threshold
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The data set's verdict and every column's."""
+
+    dataset_drift: bool
+    share_drifted: float
+    drift_share: float
+    number_of_columns: int
+    number_of_drifted_columns: int
+    reference: dict[str, Any]
+    current: dict[str, Any]
+    columns: list[ColumnDrift] = field(default_factory=list)
+    status: str = "ok"  # "not_enough_data" when no column could be tested
+    robust: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready data (the ``--json`` output)."""
+        data = asdict(self)
+        data["columns"] = [_json_safe(asdict(c)) for c in self.columns]
+        return data
+
+    def column(self, name: str) -> ColumnDrift:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
+    }
+
+
+@dataclass(frozen=True)
+class PreparedColumn:
+    """One column's two samples, cleaned and in comparable form."""
+
+    column_type: str
+    reference: NDArray[Any]
+    current: NDArray[Any]
+    distinct: int
+    missing_reference: int
+    missing_current: int
+
+
+def prepare_column(
+    reference: pa.ChunkedArray, current: pa.ChunkedArray, column_type: str | None = None
+) -> PreparedColumn:
+    """Remove missing values (null, NaN, infinities), count them, and type the column."""
+    ref: NDArray[Any]
+    cur: NDArray[Any]
+    kind = column_kind(reference.type)
+    if kind == "other" or column_kind(current.type) != kind:
+        raise InvalidInput(
+            f"types {reference.type} (reference) and {current.type} (current) cannot be compared",
+            field="columns",
+        )
+    if kind == "numeric":
+        ref = _finite(reference)
+        cur = _finite(current)
+        distinct = len(np.unique(np.concatenate([ref, cur])))
+        is_int = pa.types.is_integer(reference.type) and pa.types.is_integer(current.type)
+        ctype = column_type or infer_column_type("numeric", is_int, distinct)
+    else:
+        ref, cur, distinct = _codes(reference, current)
+        ctype = column_type or "categorical"
+    return PreparedColumn(
+        ctype, ref, cur, distinct, len(reference) - len(ref), len(current) - len(cur)
+    )
+
+
+def _finite(column: pa.ChunkedArray) -> NDArray[np.float64]:
+    values: NDArray[np.float64] = column.to_numpy().astype(np.float64, copy=False)
+    return values[np.isfinite(values)]
+
+
+def _codes(
+    reference: pa.ChunkedArray, current: pa.ChunkedArray
+) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """Categories as integer codes shared by both samples (equality is all the tests use)."""
+    ref = pc.drop_null(reference.cast(pa.string()))
+    cur = pc.drop_null(current.cast(pa.string()))
+    both = pa.chunked_array(ref.chunks + cur.chunks, type=pa.string())
+    encoded = pc.dictionary_encode(both).combine_chunks()
+    codes = encoded.indices.to_numpy().astype(np.int64)
+    return codes[: len(ref)], codes[len(ref) :], len(encoded.dictionary)
+
+
+def compute_drift(
+    reference: pa.Table,
+    current: pa.Table,
+    *,
+    columns: list[str] | None = None,
+    policy: DriftPolicy | None = None,
+    reference_name: str = "reference",
+    current_name: str = "current",
+) -> DriftReport:
+    """Test every shared (or every given) column of ``current`` against ``reference``."""
+    policy = policy or DriftPolicy()
+    names = columns if columns is not None else _shared_columns(reference, current)
+    missing = [c for c in names if c not in reference.column_names or c not in current.column_names]
+    if missing:
+        raise InvalidInput(
+            f"not in both tables: {', '.join(missing)}; shared columns are "
+            f"{', '.join(_shared_columns(reference, current)) or 'none'}",
+            field="columns",
+        )
+    if not names:
+        raise InvalidInput("the reference and current data share no column", field="columns")
+    results = [
+        _column_drift(name, reference.column(name), current.column(name), policy) for name in names
+    ]
+    if policy.robust:
+        from modelcycle.monitoring.robust import apply_robust
+
+        results = apply_robust(results, reference, current, policy)
+    tested = [c for c in results if c.status == "ok"]
+    drifted = sum(c.drifted for c in tested)
+    share = drifted / len(tested) if tested else 0.0
+    return DriftReport(
+        dataset_drift=bool(tested) and share >= policy.drift_share,
+        share_drifted=share,
+        drift_share=policy.drift_share,
+        number_of_columns=len(results),
+        number_of_drifted_columns=drifted,
+        reference={"name": reference_name, "rows": reference.num_rows},
+        current={"name": current_name, "rows": current.num_rows},
+        columns=results,
+        status="ok" if tested else "not_enough_data",
+        robust=policy.robust,
+    )
+
+
+def _shared_columns(reference: pa.Table, current: pa.Table) -> list[str]:
+    theirs = set(current.column_names)
+    return [c for c in reference.column_names if c in theirs]
+
+
+def _column_drift(
+    name: str, reference: pa.ChunkedArray, current: pa.ChunkedArray, policy: DriftPolicy
+) -> ColumnDrift:
+    prepared = prepare_column(reference, current, policy.column_types.get(name))
+    n_ref, n_cur = len(prepared.reference), len(prepared.current)
+    method = policy.method_for(name, prepared.column_type, n_ref, prepared.distinct)
+    threshold = policy.threshold_for(name, method)
+    miss_ref = prepared.missing_reference / len(reference) if len(reference) else 0.0
+    miss_cur = prepared.missing_current / len(current) if len(current) else 0.0
+    common: dict[str, Any] = {
+        "name": name,
+        "type": prepared.column_type,
+        "method": method,
+        "threshold": threshold,
+        "reference_rows": n_ref,
+        "current_rows": n_cur,
+        "distinct": prepared.distinct,
+        "missing_share_reference": miss_ref,
+        "missing_share_current": miss_cur,
+        "missing_drifted": _missing_drifted(
+            prepared.missing_reference, len(reference), prepared.missing_current, len(current)
+        ),
+    }
+    if n_ref < MIN_ROWS or n_cur < MIN_ROWS:
+        return ColumnDrift(
+            statistic=None, p_value=None, drifted=False, status="not_enough_data", **common
+        )
+    outcome = DRIFT_TESTS[method].run(
+        prepared.reference, prepared.current, prepared.column_type, threshold
+    )
+    return ColumnDrift(
+        statistic=outcome.statistic,
+        p_value=outcome.p_value,
+        drifted=outcome.drifted,
+        status="ok",
+        **common,
+    )
+
+
+def _missing_drifted(miss_ref: int, n_ref: int, miss_cur: int, n_cur: int) -> bool:
+    """The share of missing values changed: significantly, and by at least one point."""
+    if not n_ref or not n_cur:
+        return False
+    p1, p2 = miss_ref / n_ref, miss_cur / n_cur
+    if abs(p1 - p2) < MISSING_SHARE_MIN_DIFF:
+        return False
+    pooled = (miss_ref + miss_cur) / (n_ref + n_cur)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur))
+    if spread == 0:
+        return True
+    z = abs(p1 - p2) / spread
+    return math.erfc(z / math.sqrt(2)) < MISSING_SHARE_ALPHA
