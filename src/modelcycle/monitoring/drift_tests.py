@@ -42,6 +42,7 @@ __all__ = [
     "TestOutcome",
     "binned_shares",
     "get_drift_test",
+    "wasserstein_1d",
 ]
 
 ColumnType = str  # "numerical" or "categorical"
@@ -193,7 +194,22 @@ class Wasserstein(DriftTest):
 
     def _score(self, reference: Values, current: Values, column_type: str) -> tuple[float, None]:
         norm = max(float(np.std(reference)), 0.001)
-        return float(stats.wasserstein_distance(reference, current)) / norm, None
+        return wasserstein_1d(reference, current) / norm, None
+
+
+def wasserstein_1d(u: Values, v: Values) -> float:
+    """scipy.stats.wasserstein_distance for two 1-D samples, the same sum of |F_u - F_v| * dx.
+
+    Sorted inputs (as ``prepare_column`` hands them over) cost a linear pass instead of the
+    argsorts scipy does: the stable sort merges two sorted runs in one go.
+    """
+    u_sorted = np.sort(u, kind="stable")
+    v_sorted = np.sort(v, kind="stable")
+    both = np.sort(np.concatenate([u_sorted, v_sorted]), kind="stable")
+    deltas = np.diff(both)
+    u_cdf = np.searchsorted(u_sorted, both[:-1], side="right") / len(u_sorted)
+    v_cdf = np.searchsorted(v_sorted, both[:-1], side="right") / len(v_sorted)
+    return float(np.sum(np.abs(u_cdf - v_cdf) * deltas))
 
 
 class JensenShannon(DriftTest):
