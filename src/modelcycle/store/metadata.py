@@ -6,8 +6,9 @@ event cannot be written.
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with
 ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead of failing
-half-way. PostgreSQL writers serialise only on the audit head row, locked at the end of the
-transaction for the few statements that append to the chain.
+half-way. PostgreSQL write transactions start by locking the audit head row, so there too
+writers run one at a time (reads never wait): metadata writes are few and small, and one
+order for all of them keeps version numbering and the chain simple.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from modelcycle.store.schema import check_schema, upgrade_schema
 
 __all__ = ["MetadataStore", "WriteTx", "normalize_db_url", "redact_db_url"]
 
+_LOCK_HEAD = (
+    select(tables.audit_head.c.seq, tables.audit_head.c.hash)
+    .where(tables.audit_head.c.id == 1)
+    .with_for_update()
+)
 _VALID_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER@HOST:PORT/DB")
 
 
@@ -153,6 +159,11 @@ class MetadataStore:
             tx = WriteTx(conn, action, subject, dict(payload or {}))
             try:
                 with conn.begin():
+                    if self.dialect == "postgresql":
+                        # Take the chain lock first: writers then run one at a time, as
+                        # SQLite's BEGIN IMMEDIATE makes them, so "read the latest version,
+                        # insert the next" is safe in every stage without retry loops.
+                        conn.execute(_LOCK_HEAD)
                     yield tx
                     tx.events = self._append_events(conn, actor, tx)
             except SAIntegrityError as exc:
@@ -164,11 +175,7 @@ class MetadataStore:
 
     def _append_events(self, conn: Connection, actor: str, tx: WriteTx) -> list[AuditEvent]:
         # The head row lock orders all writers: the chain gets exactly one next event each time.
-        row = conn.execute(
-            select(tables.audit_head.c.seq, tables.audit_head.c.hash)
-            .where(tables.audit_head.c.id == 1)
-            .with_for_update()
-        ).one()
+        row = conn.execute(_LOCK_HEAD).one()
         head = ChainHead(int(row.seq), str(row.hash))
         events: list[AuditEvent] = []
         for action, subject, payload in [(tx.action, tx.subject, tx.payload), *tx.extra]:
