@@ -1,0 +1,244 @@
+"""``modelcycle models ...``: registered models, aliases, promotion gates, lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelcycle.audit.chain import canonical_json
+from modelcycle.errors import InvalidInput
+from modelcycle.interfaces.cli._context import console, open_workspace
+
+app = typer.Typer(
+    help="The model registry: versions, aliases, promotion, lineage.", no_args_is_help=True
+)
+alias_app = typer.Typer(help="Set or delete an alias (NAME@ALIAS).", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+@app.command("register")
+def register(
+    name: str = typer.Argument(..., help="Model name."),
+    file: Path = typer.Argument(..., help="The saved model file."),
+    flavor: str = typer.Option(..., "--flavor", help="skops, onnx or pickle."),
+    example: Path | None = typer.Option(
+        None, "--example", help="Input example rows (Parquet or CSV) to infer the signature."
+    ),
+    signature: Path | None = typer.Option(None, "--signature", help="Signature JSON file."),
+    metric: list[str] = typer.Option([], "--metric", help="NAME=VALUE, repeatable."),
+    tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
+    dataset: list[str] = typer.Option([], "--dataset", help="DATASET@VERSION, repeatable."),
+    trust: bool = typer.Option(False, "--trust", help="Trust the file (needed for pickle)."),
+) -> None:
+    """Register a model file as the next version of NAME."""
+    sig = _read_json(signature) if signature else None
+    with open_workspace() as ws:
+        mv = ws.registry.register_file(
+            str(file),
+            name,
+            flavor=flavor,
+            trust=trust,
+            input_example=_read_table(example) if example else None,
+            signature=sig,
+            metrics={k: _number(k, v) for k, v in _pairs(metric, "--metric").items()},
+            tags=_pairs(tag, "--tag"),
+            datasets=dataset,
+        )
+    console.print(f"Registered [bold]{escape(mv.ref)}[/] ({mv.flavor}, sha256 {mv.sha256[:16]})")
+
+
+@app.command("list")
+def list_(name: str | None = typer.Argument(None, help="Only this model.")) -> None:
+    """List model versions with their aliases."""
+    with open_workspace() as ws:
+        versions = ws.registry.list(name)
+    table = Table("model", "flavor", "status", "aliases", "metrics", "created (UTC)", "by")
+    for mv in versions:
+        table.add_row(
+            escape(mv.ref),
+            mv.flavor,
+            mv.status,
+            escape(", ".join(mv.aliases)),
+            escape(", ".join(f"{k}={v:.4g}" for k, v in mv.metrics.items())),
+            mv.created_at[:19].replace("T", " "),
+            escape(mv.created_by),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ref: str = typer.Argument(..., help="NAME/VERSION or NAME@ALIAS."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A version's lineage: run, data sets, code version, signature, metrics, aliases, events."""
+    with open_workspace() as ws:
+        lineage = ws.registry.lineage(ref)
+    data = lineage.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    console.print(f"[bold]{escape(data['model'])}[/]  {data['flavor']}  {data['status']}")
+    for label, key in (
+        ("aliases", "aliases"),
+        ("run", "run_id"),
+        ("data sets", "datasets"),
+        ("code version", "code_version"),
+        ("metrics", "metrics"),
+        ("requirements", "requirements"),
+    ):
+        console.print(f"{label}: {escape(_text(data[key]))}")
+    sig = Table("input", "type", "nullable", title=f"signature ({data['signature'].get('task')})")
+    for col in data["signature"].get("inputs", []):
+        sig.add_row(escape(col["name"]), col["type"], str(col["nullable"]))
+    console.print(sig)
+    if data["signature"].get("classes") is not None:
+        console.print(f"classes: {escape(_text(data['signature']['classes']))}")
+    if data["evaluations"]:
+        evals = Table("data set", "metric", "value", "at (UTC)", title="evaluations")
+        for ev in data["evaluations"]:
+            evals.add_row(
+                escape(ev["dataset"]), ev["metric"], f"{ev['value']:.6g}", ev["created_at"][:19]
+            )
+        console.print(evals)
+    events = Table("seq", "at (UTC)", "actor", "action", "payload", title="audit events")
+    for ev in lineage.events:
+        events.add_row(
+            str(ev.seq),
+            ev.at[:19].replace("T", " "),
+            escape(ev.actor),
+            ev.action,
+            escape(canonical_json(ev.payload)),
+        )
+    console.print(events)
+
+
+@app.command("promote")
+def promote(
+    ref: str = typer.Argument(..., help="The candidate, NAME/VERSION."),
+    to: str = typer.Option("champion", "--to", help="The alias to move."),
+    metric: str | None = typer.Option(None, "--metric", help="e.g. roc_auc, accuracy, rmse."),
+    min_gain: float = typer.Option(0.0, "--min-gain", help="How much better it must be."),
+    on: str | None = typer.Option(None, "--on", help="Holdout DATASET@VERSION."),
+    target: str | None = typer.Option(None, "--target", help="The holdout's label column."),
+    force: bool = typer.Option(False, "--force", help="Skip the gate (audited as forced)."),
+    trust: bool = typer.Option(False, "--trust", help="Trust pickle models while scoring."),
+) -> None:
+    """Move an alias to the candidate if it scores at least as well as the current holder."""
+    with open_workspace() as ws:
+        result = ws.registry.promote(
+            ref,
+            to,
+            metric=metric,
+            min_gain=min_gain,
+            on=on,
+            target=target,
+            force=force,
+            trust=trust,
+        )
+    label = f"{escape(result.name)}@{escape(result.alias)}"
+    if result.metric is not None:
+        console.print(
+            f"{result.metric} on {escape(result.dataset or '')}: candidate "
+            f"{result.name}/{result.version} = {result.candidate_score:.6g}, champion "
+            f"{result.name}/{result.previous} = {result.champion_score:.6g}",
+            soft_wrap=True,
+        )
+    if not result.moved:
+        console.print(f"{label} already points at version {result.version}")
+    elif result.first:
+        console.print(f"{label} set to version {result.version} (first promotion)")
+    else:
+        how = " [yellow](forced, gate skipped)[/]" if result.forced else ""
+        console.print(f"{label} moved from version {result.previous} to {result.version}{how}")
+
+
+@alias_app.command("set")
+def alias_set(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias, e.g. challenger."),
+    version: int = typer.Argument(..., help="Version number."),
+) -> None:
+    """Point NAME@ALIAS at a version (no gate: use `promote` for gated moves)."""
+    with open_workspace() as ws:
+        ws.registry.set_alias(name, alias, version)
+    console.print(f"{escape(name)}@{escape(alias)} -> version {version}")
+
+
+@alias_app.command("delete")
+def alias_delete(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias to remove."),
+) -> None:
+    """Remove an alias."""
+    with open_workspace() as ws:
+        old = ws.registry.delete_alias(name, alias)
+    console.print(f"Deleted {escape(name)}@{escape(alias)} (was version {old})")
+
+
+@app.command("archive")
+def archive(ref: str = typer.Argument(..., help="NAME/VERSION.")) -> None:
+    """Archive a version: it can no longer take an alias or be served."""
+    with open_workspace() as ws:
+        mv = ws.registry.archive(ref)
+    console.print(f"Archived {escape(mv.ref)}")
+
+
+@app.command("export-onnx")
+def export_onnx(
+    ref: str = typer.Argument(..., help="A scikit-learn version, NAME/VERSION."),
+    on: str | None = typer.Option(None, "--on", help="Check data set DATASET@VERSION."),
+    target: str | None = typer.Option(None, "--target", help="Its label column (left out)."),
+) -> None:
+    """Convert to ONNX, check predictions agree, and register it as a new version."""
+    with open_workspace() as ws:
+        mv = ws.registry.export_onnx(ref, on=on, target=target)
+    console.print(f"Registered [bold]{escape(mv.ref)}[/] (onnx, converted from {escape(ref)})")
+
+
+def _read_table(path: Path) -> Any:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() == ".csv":
+        return pcsv.read_csv(path)
+    return pq.read_table(path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read JSON ({exc})", field=str(path)) from exc
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"expected KEY=VALUE, got {item!r}", field=option)
+        out[key] = value
+    return out
+
+
+def _number(key: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a number", field=f"--metric {key}") from None
+
+
+def _text(value: Any) -> str:
+    if value is None or value == [] or value == {}:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
