@@ -1,0 +1,482 @@
+"""The transport-neutral scoring core: loaded model versions, validation, micro-batched predict.
+
+A :class:`ScoringEngine` is built from loaded models or from callables that load them; its
+constructor does no I/O. :meth:`ScoringEngine.load` loads, limits the models' native threads and
+warms them up; only then is it ready. :meth:`ScoringEngine.score` validates one request's table
+against the version's signature (so one bad request never fails another), then hands it to the
+version's :class:`MicroBatcher`, which merges concurrent requests into one ``predict`` call run
+in a worker thread, and splits the answer back per caller.
+
+Batching is adaptive: a request that finds the model idle is predicted at once; requests that
+arrive while a ``predict`` runs wait for it and go together in the next call. After the first
+request of a batch the batcher yields to the event loop while new requests keep arriving (up to
+``max_batch_rows`` rows and ``max_wait_ms``), so it never sits on a timer when nobody is coming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from modelcycle.errors import InvalidInput, NotFound, NotReady
+from modelcycle.registry import LoadedModel, Signature, enforce
+
+__all__ = [
+    "BATCH_SIZE_BUCKETS",
+    "MicroBatcher",
+    "ModelSlot",
+    "ScoreResult",
+    "ScoringEngine",
+    "SlotStats",
+]
+
+_log = logging.getLogger(__name__)
+
+# Upper bounds of the batch-size histogram (rows per predict call).
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+ModelSource = LoadedModel | Callable[[], LoadedModel]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """One request's answer and the version that produced it."""
+
+    model_name: str
+    model_version: int
+    predictions: np.ndarray | None
+    probabilities: np.ndarray | None
+    classes: list[Any] | None
+
+
+@dataclass(slots=True)
+class SlotStats:
+    """Counters of one served version (per process)."""
+
+    requests: int = 0
+    rows: int = 0
+    predict_calls: int = 0
+    failed_requests: int = 0
+    batch_buckets: list[int] = field(default_factory=lambda: [0] * len(BATCH_SIZE_BUCKETS))
+    batch_rows_sum: int = 0
+    predict_seconds: float = 0.0
+
+    def observe_batch(self, rows: int, seconds: float) -> None:
+        self.predict_calls += 1
+        self.batch_rows_sum += rows
+        self.predict_seconds += seconds
+        for i, bound in enumerate(BATCH_SIZE_BUCKETS):
+            if rows <= bound:
+                self.batch_buckets[i] += 1
+
+
+@dataclass(slots=True)
+class _Pending:
+    table: pa.Table
+    future: asyncio.Future[np.ndarray]
+
+
+class MicroBatcher:
+    """Gathers concurrent calls into one ``fn(table)`` run in ``executor``; one call at a time."""
+
+    def __init__(
+        self,
+        fn: Callable[[pa.Table], np.ndarray],
+        executor: ThreadPoolExecutor,
+        *,
+        max_batch_rows: int,
+        max_wait_ms: float,
+        stats: SlotStats,
+    ) -> None:
+        self._fn = fn
+        self._executor = executor
+        self._max_rows = max_batch_rows
+        self._max_wait = max_wait_ms / 1000.0
+        self._stats = stats
+        self._pending: deque[_Pending] = deque()
+        self._pending_rows = 0
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._pending)
+
+    async def submit(self, table: pa.Table) -> np.ndarray:
+        """The output rows for ``table`` (already validated), computed in some batch."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._pending.append(_Pending(table, future))
+        self._pending_rows += table.num_rows
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await self._gather()
+            batch = self._take()
+            try:
+                await self._run(batch)
+            except BaseException as exc:  # never leave a caller waiting
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _gather(self) -> None:
+        """Yield to the loop while requests keep arriving, up to max rows / max wait."""
+        deadline = time.monotonic() + self._max_wait
+        seen = len(self._pending)
+        while self._pending_rows < self._max_rows and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+            if len(self._pending) == seen:
+                return
+            seen = len(self._pending)
+
+    def _take(self) -> list[_Pending]:
+        batch = [self._pending.popleft()]
+        rows = batch[0].table.num_rows
+        while self._pending and rows + self._pending[0].table.num_rows <= self._max_rows:
+            item = self._pending.popleft()
+            rows += item.table.num_rows
+            batch.append(item)
+        self._pending_rows -= rows
+        return batch
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        live = [item for item in batch if not item.future.cancelled()]
+        if not live:
+            return
+        loop = asyncio.get_running_loop()
+        table = _concat([item.table for item in live])
+        started = time.perf_counter()
+        try:
+            out = await loop.run_in_executor(self._executor, self._fn, table)
+        except Exception:
+            if len(live) == 1:
+                raise
+            # One request's rows broke the model: retry each alone so only that one fails.
+            for item in live:
+                try:
+                    await self._run([item])
+                except Exception as exc:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+            return
+        self._stats.observe_batch(table.num_rows, time.perf_counter() - started)
+        if len(out) != table.num_rows:
+            raise RuntimeError(f"the model answered {len(out)} rows for {table.num_rows}")
+        offset = 0
+        for item in live:
+            n = item.table.num_rows
+            if not item.future.done():
+                item.future.set_result(out[offset : offset + n])
+            offset += n
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    first = tables[0]
+    # Tables passed enforce, so their columns have the signature's types; field nullability
+    # flags may differ, which pa.concat_tables would refuse.
+    columns = [
+        pa.chunked_array(
+            [chunk for t in tables for chunk in t.column(i).chunks], type=first.schema.field(i).type
+        )
+        for i in range(first.num_columns)
+    ]
+    return pa.Table.from_arrays(columns, names=first.column_names)
+
+
+class ModelSlot:
+    """One served model version: its loaded model, its batchers (predict, predict_proba), stats."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        executor: ThreadPoolExecutor,
+        *,
+        max_batch_rows: int,
+        max_wait_ms: float,
+    ) -> None:
+        self.model = model
+        self.name = model.version.name
+        self.version = model.version.version
+        self.signature: Signature = model.signature
+        self.stats = SlotStats()
+        opts: dict[str, Any] = {
+            "max_batch_rows": max_batch_rows,
+            "max_wait_ms": max_wait_ms,
+            "stats": self.stats,
+        }
+        # Each request was enforced against the signature before it joined the batch.
+        self._predict = MicroBatcher(partial(model.predict, validated=True), executor, **opts)
+        self._proba = MicroBatcher(partial(model.predict_proba, validated=True), executor, **opts)
+
+    def __repr__(self) -> str:
+        return f"ModelSlot({self.name}/{self.version})"
+
+    @property
+    def flavor(self) -> str:
+        return self.model.flavor.name
+
+    @property
+    def queue_depth(self) -> int:
+        return self._predict.queue_depth + self._proba.queue_depth
+
+    async def predict(self, table: pa.Table) -> np.ndarray:
+        return await self._predict.submit(table)
+
+    async def predict_proba(self, table: pa.Table) -> np.ndarray:
+        return await self._proba.submit(table)
+
+
+class ScoringEngine:
+    """Model versions served by name (and version): validate, batch, predict, answer.
+
+    ``models`` are :class:`~modelcycle.registry.LoadedModel` objects or zero-argument callables
+    returning one (called by :meth:`load`). For each name, the first version given is the one
+    answering requests that name no version.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ModelSource],
+        *,
+        max_batch_rows: int = 64,
+        max_wait_ms: float = 2.0,
+        max_rows_per_request: int = 10_000,
+        native_threads: int | None = 1,
+        predict_threads: int = 1,
+    ) -> None:
+        if not models:
+            raise InvalidInput("give at least one model to serve", field="models")
+        for value, name, low in (
+            (max_batch_rows, "max_batch_rows", 1),
+            (max_rows_per_request, "max_rows_per_request", 1),
+            (predict_threads, "predict_threads", 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InvalidInput(f"must be an integer >= {low}, got {value!r}", field=name)
+        if not 0 <= max_wait_ms <= 1000:
+            raise InvalidInput(
+                f"must be within [0, 1000], got {max_wait_ms!r}", field="max_wait_ms"
+            )
+        if native_threads is not None and native_threads < 1:
+            raise InvalidInput(f"must be >= 1 or None, got {native_threads!r}", field="threads")
+        self._sources = list(models)
+        self.max_batch_rows = max_batch_rows
+        self.max_wait_ms = float(max_wait_ms)
+        self.max_rows_per_request = max_rows_per_request
+        self.native_threads = native_threads
+        self._predict_threads = predict_threads
+        self._slots: dict[tuple[str, int], ModelSlot] = {}
+        self._default: dict[str, ModelSlot] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._ready = False
+        self.load_error: BaseException | None = None
+        self.native_thread_info: list[dict[str, Any]] = []
+
+    def __repr__(self) -> str:
+        state = "ready" if self._ready else "not loaded"
+        return f"ScoringEngine({len(self._sources)} model(s), {state})"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def load(self) -> None:
+        """Load every model, limit native threads, warm up; then the engine is ready.
+
+        Safe to call twice (the second call does nothing). A failure is kept in
+        :attr:`load_error` and raised.
+        """
+        with self._lock:
+            if self._ready:
+                return
+            try:
+                self._load()
+            except BaseException as exc:
+                self.load_error = exc
+                raise
+
+    def _load(self) -> None:
+        loaded = [src if isinstance(src, LoadedModel) else src() for src in self._sources]
+        executor = ThreadPoolExecutor(
+            max_workers=self._predict_threads,
+            thread_name_prefix="modelcycle-predict",
+            initializer=_limit_native_threads,
+            initargs=(self.native_threads,),
+        )
+        slots: dict[tuple[str, int], ModelSlot] = {}
+        default: dict[str, ModelSlot] = {}
+        for model in loaded:
+            slot = ModelSlot(
+                model,
+                executor,
+                max_batch_rows=self.max_batch_rows,
+                max_wait_ms=self.max_wait_ms,
+            )
+            key = (slot.name, slot.version)
+            if key in slots:
+                continue  # the same version named twice (e.g. by alias and by number)
+            slots[key] = slot
+            default.setdefault(slot.name, slot)
+        _limit_native_threads(self.native_threads)
+        # Runs in the predict thread: the OpenMP limit is per thread, and this is where it counts.
+        self.native_thread_info = executor.submit(_native_info).result()
+        for slot in slots.values():
+            executor.submit(_warm_up, slot.model).result()
+        self._executor = executor
+        self._slots = slots
+        self._default = default
+        self._ready = True
+
+    def close(self) -> None:
+        """Stop the predict thread(s); the engine is no longer ready."""
+        self._ready = False
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def slots(self) -> list[ModelSlot]:
+        """The served versions, in the order given."""
+        return list(self._slots.values())
+
+    def names(self) -> list[str]:
+        return list(self._default)
+
+    def get(self, name: str, version: int | str | None = None) -> ModelSlot:
+        """The slot for ``name`` (and ``version``); NotReady before load, NotFound if not served."""
+        if not self._ready:
+            raise NotReady("the models are still loading; try again shortly")
+        if version is None or version == "":
+            slot = self._default.get(name)
+        else:
+            try:
+                number = int(version)
+            except (TypeError, ValueError):
+                raise InvalidInput(
+                    f"{version!r} is not a version number", field="version"
+                ) from None
+            slot = self._slots.get((name, number))
+        if slot is None:
+            served = ", ".join(f"{s.name}/{s.version}" for s in self._slots.values())
+            what = name if version in (None, "") else f"{name}/{version}"
+            raise NotFound(f"model {what!r} is not served here (served: {served})")
+        return slot
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def validate(self, slot: ModelSlot, table: pa.Table) -> pa.Table:
+        """``table`` checked against the slot's signature and the row limit."""
+        if table.num_rows > self.max_rows_per_request:
+            raise InvalidInput(
+                f"{table.num_rows} rows is more than the {self.max_rows_per_request} allowed per "
+                "request; split the request",
+                field="rows",
+            )
+        if table.num_rows == 0:
+            raise InvalidInput("the request holds no rows", field="rows")
+        return enforce(slot.signature, table)
+
+    async def score(
+        self,
+        name: str,
+        version: int | str | None,
+        table: pa.Table,
+        *,
+        predict: bool = True,
+        proba: bool = False,
+    ) -> ScoreResult:
+        """Validate ``table`` for the version, then predict (and/or predict_proba) in a batch."""
+        slot = self.get(name, version)
+        return await self.score_slot(slot, table, predict=predict, proba=proba)
+
+    async def score_slot(
+        self, slot: ModelSlot, table: pa.Table, *, predict: bool = True, proba: bool = False
+    ) -> ScoreResult:
+        """:meth:`score` for an already resolved slot."""
+        if proba and not slot.signature.is_classifier:
+            raise InvalidInput(
+                f"{slot.name}/{slot.version} is a {slot.signature.task} model; only classifiers "
+                "give probabilities",
+                field="probabilities",
+            )
+        slot.stats.requests += 1
+        try:
+            checked = self.validate(slot, table)
+            slot.stats.rows += checked.num_rows
+            if predict and proba:
+                predictions, probabilities = await asyncio.gather(
+                    slot.predict(checked), slot.predict_proba(checked)
+                )
+            elif proba:
+                predictions, probabilities = None, await slot.predict_proba(checked)
+            else:
+                predictions, probabilities = await slot.predict(checked), None
+        except BaseException:
+            slot.stats.failed_requests += 1
+            raise
+        return ScoreResult(
+            slot.name,
+            slot.version,
+            predictions,
+            probabilities,
+            slot.signature.classes,
+        )
+
+    def stats(self) -> Mapping[tuple[str, int], SlotStats]:
+        return {key: slot.stats for key, slot in self._slots.items()}
+
+
+def _limit_native_threads(limit: int | None) -> None:
+    """Cap OpenMP/BLAS threads in the calling thread (and BLAS process-wide): with one worker
+    process per core, native thread pools per process oversubscribe the cores and stall."""
+    if limit is None:
+        return
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    threadpool_limits(limits=limit)
+
+
+def _native_info() -> list[dict[str, Any]]:
+    from threadpoolctl import threadpool_info
+
+    return [
+        {"api": str(i.get("user_api")), "num_threads": int(i.get("num_threads", 0))}
+        for i in threadpool_info()
+    ]
+
+
+_WARM_VALUES: dict[str, Any] = {"string": "", "binary": b"", "bool": False}
+
+
+def _warm_up(model: LoadedModel) -> None:
+    """One prediction on a made-up row, so the first request does not pay for lazy setup."""
+    try:
+        columns = {
+            c.name: pa.array([_WARM_VALUES.get(c.type, 0)]).cast(pa.type_for_alias(c.type))
+            for c in model.signature.inputs
+        }
+        model.predict(pa.table(columns))
+    except Exception as exc:  # a made-up row may well be refused; warming up is optional
+        _log.debug("warm-up of %s skipped: %s", model.version.ref, exc)

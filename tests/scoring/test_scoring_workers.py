@@ -1,0 +1,94 @@
+"""``--workers 2``: two processes on one port, keep-alive answers without the 40 ms Nagle stall."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from _scoring_helpers import Models, ServerProcess
+
+from modelcycle.scoring.runner import bind_socket
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        cmdline = (status.parent / "cmdline").read_bytes()
+        # multiprocessing's resource tracker is a child too; the workers run spawn_main.
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            out.append(int(status.parent.name))
+    return out
+
+
+def test_two_workers_keep_alive_latency_and_clean_stop(models: Models, tmp_path: Path) -> None:
+    server = ServerProcess(models.root, "ridge/1", "--workers", "2", log=tmp_path / "log")
+    try:
+        server.wait_ready()
+        deadline = time.monotonic() + 30
+        while len(_children(server.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _children(server.proc.pid)
+        assert len(workers) >= 2, server.log()
+        # Each worker loads on its own; wait until fresh connections (spread over both by
+        # SO_REUSEPORT) find every one ready.
+        streak, deadline = 0, time.monotonic() + 60
+        while streak < 12 and time.monotonic() < deadline:
+            ok = httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 200
+            streak = streak + 1 if ok else 0
+        assert streak >= 12, server.log()
+        body = {"rows": [{"a": 1.0, "b": 2.0, "c": 3.0}]}
+        timings = []
+        for _ in range(4):  # several connections, so both workers answer some
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                client.post("/predict", json=body)
+                for _ in range(10):
+                    started = time.perf_counter()
+                    resp = client.post("/predict", json=body)
+                    timings.append(time.perf_counter() - started)
+                    assert resp.status_code == 200, resp.text
+        # Without TCP_NODELAY every keep-alive answer waits ~40 ms for a delayed ACK.
+        assert statistics.median(timings) < 0.025, timings
+    finally:
+        code = server.stop()
+    assert code == 0, server.log()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_unknown_ref_fails_before_serving(models: Models) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelcycle", "serve", "nope/1", "--port", "0"],
+        cwd=models.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "nope" in proc.stderr
+
+
+def test_accepted_connections_inherit_tcp_nodelay() -> None:
+    """The listening socket's TCP_NODELAY reaches accepted connections whatever the loop does."""
+    listener = bind_socket("127.0.0.1", 0, reuse_port=True)
+    try:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            conn, _ = listener.accept()
+            with conn:
+                assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        listener.close()
