@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from _cli import run_cli
 from _pg import PostgresServer, start_server
 from modelcycle import Workspace, init_workspace
 
@@ -66,28 +65,6 @@ def workspace(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> I
         yield ws
     finally:
         ws.close()
-
-
-def run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """Run the real ``modelcycle`` command in a subprocess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    full_env.update({"MODELCYCLE_ACTOR": "tester", "COLUMNS": "200"})
-    full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "modelcycle", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"modelcycle {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
 
 
 @pytest.fixture

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ArtifactRef", "AuditEvent", "ChainHead", "DatasetVersion", "ModelVersion"]
+__all__ = [
+    "ArtifactRef",
+    "AuditEvent",
+    "ChainHead",
+    "DatasetVersion",
+    "ModelVersion",
+    "Run",
+    "StepRun",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +135,122 @@ class ModelVersion:
 
 
 # -- pipelines --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class StepRun:
+    """One step of one run: how it ended, what it received and produced, how long it took.
+
+    ``status``: running, succeeded, cached (outputs reused from ``cached_from``), failed.
+    ``inputs`` and ``outputs`` map names to the sha256 of the stored values.
+    """
+
+    run_id: str
+    name: str
+    position: int
+    status: str
+    cache_key: str | None
+    source_sha256: str
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    outputs: dict[str, dict[str, Any]]
+    metrics: dict[str, float]
+    started_at: str
+    datasets: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    finished_at: str | None = None
+    duration_s: float | None = None
+    cached_from: str | None = None
+    log_sha256: str | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The step as JSON-ready data."""
+        return {
+            "name": self.name,
+            "position": self.position,
+            "status": self.status,
+            "cache_key": self.cache_key,
+            "source_sha256": self.source_sha256,
+            "params": self.params,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "metrics": self.metrics,
+            "datasets": self.datasets,
+            "models": self.models,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "cached_from": self.cached_from,
+            "log_sha256": self.log_sha256,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of a pipeline and everything needed to reproduce and audit it.
+
+    ``status``: running, succeeded or failed (``failure`` says why: ``error`` or ``stale``).
+    ``code``: git commit, dirty flag, diff hash and per-step source hashes; ``environment``:
+    Python, platform and package versions; ``datasets``: input data set versions ``NAME@V``;
+    ``models``: model versions ``NAME/V`` registered by the run.
+    """
+
+    id: str
+    pipeline: str
+    ref: str | None
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    code: dict[str, Any]
+    environment: dict[str, Any]
+    datasets: list[str]
+    models: list[str]
+    started_at: str
+    created_by: str
+    hostname: str
+    pid: int | None
+    heartbeat_at: str | None = None
+    finished_at: str | None = None
+    failure: str | None = None
+    error: str | None = None
+    resumed_from: str | None = None
+    steps: tuple[StepRun, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def step(self, name: str) -> StepRun:
+        """The step called ``name`` (KeyError when the run has none)."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data."""
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "ref": self.ref,
+            "status": self.status,
+            "failure": self.failure,
+            "params": self.params,
+            "metrics": self.metrics,
+            "code": self.code,
+            "environment": self.environment,
+            "datasets": self.datasets,
+            "models": self.models,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "created_by": self.created_by,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "heartbeat_at": self.heartbeat_at,
+            "error": self.error,
+            "resumed_from": self.resumed_from,
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
 # -- end pipelines ----------------------------------------------------------------------------

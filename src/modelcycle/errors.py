@@ -16,6 +16,7 @@ the message without a traceback; the HTTP layer maps each class to one status co
 from __future__ import annotations
 
 __all__ = [
+    "HTTP_STATUS",
     "Conflict",
     "Forbidden",
     "IntegrityError",
@@ -24,6 +25,7 @@ __all__ = [
     "NotFound",
     "NotReady",
     "Unauthorized",
+    "http_status_for",
 ]
 
 
@@ -71,3 +73,26 @@ class Unauthorized(ModelcycleError):
 
 class Forbidden(ModelcycleError):
     """The credentials are known but not allowed to do this."""
+
+
+# -- HTTP: one table from error class to status code (the HTTP layers use only this) ----------
+# A signature mismatch is an InvalidInput and answers 400, as MLflow's and KServe's servers do
+# for a body that does not fit the model, so existing clients treat it as a client error.
+HTTP_STATUS: dict[type[ModelcycleError], int] = {
+    InvalidInput: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    IntegrityError: 500,
+    NotReady: 503,
+}
+
+
+def http_status_for(error: ModelcycleError) -> int:
+    """The HTTP status for ``error``: its nearest class in :data:`HTTP_STATUS`, else 500."""
+    for kind in type(error).__mro__:
+        status = HTTP_STATUS.get(kind)
+        if status is not None:
+            return status
+    return 500

@@ -7,9 +7,10 @@ schema checked on first use. ``init_workspace`` is the only place that creates a
 from __future__ import annotations
 
 import shutil
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 
@@ -28,6 +29,11 @@ from modelcycle.store import (
     tables,
 )
 from modelcycle.store.schema import schema_status
+
+if TYPE_CHECKING:
+    from modelcycle.datasets import DatasetCatalog
+    from modelcycle.pipelines import Pipelines
+    from modelcycle.registry import ModelRegistry
 
 __all__ = ["Workspace", "init_workspace"]
 
@@ -94,6 +100,38 @@ class Workspace:
         return AuditTrail(self.metadata, HeadFile(self.settings.audit_head_path), self.actor)
 
     # -- stage facades: each stage adds one lazily built property below ----------------------
+
+    @cached_property
+    def registry(self) -> ModelRegistry:
+        """The model registry: register, get, load, aliases, promotion, lineage."""
+        # Imported here so that commands which never touch models skip loading numpy/pyarrow.
+        from modelcycle.registry import ModelRegistry
+
+        return ModelRegistry(self.metadata, self.artifacts, self.actor, self.datasets)
+
+    @cached_property
+    def datasets(self) -> DatasetCatalog:
+        """Data set versions: add, get, list, show, diff."""
+        # Imported here so that commands which never touch data skip loading pyarrow.
+        from modelcycle.datasets import DatasetCatalog
+
+        return DatasetCatalog(self.metadata, self.artifacts, self.actor)
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        """Pipelines and runs: run, resume, runs, get_run, compare, train."""
+        # Imported here so that commands which never run pipelines skip loading scikit-learn.
+        from modelcycle.pipelines import Pipelines
+
+        return Pipelines(
+            self.metadata,
+            self.artifacts,
+            self.actor,
+            self.root,
+            datasets=self.datasets,
+            registry=self.registry,
+            config=self.settings.config,
+        )
 
     # -- end of stage facades -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import json
 import socket
 from pathlib import Path
 
-from conftest import run_cli
+from _cli import run_cli
 from modelcycle import __version__
 
 

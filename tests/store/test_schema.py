@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from conftest import run_cli
+from _cli import run_cli
 from modelcycle import NotReady, Workspace
 from modelcycle.store import SCHEMA_HEAD, MetadataStore, tables
 

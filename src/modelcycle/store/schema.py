@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from modelcycle.errors import NotReady
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = ["SCHEMA_HEAD", "SchemaStatus", "check_schema", "schema_status", "upgrade_schema"]
 
 # The newest migration this code knows; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,6 +39,10 @@ class SchemaStatus:
 
 
 def _config(connection: Connection | None = None) -> Config:
+    # Alembic is imported only when a migration or an unknown revision needs it: opening a
+    # workspace at the current revision (every command) never does.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     if connection is not None:
@@ -52,6 +57,8 @@ def schema_status(connection: Connection) -> SchemaStatus:
         current = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     if current is None or current == SCHEMA_HEAD:
         return SchemaStatus(current, SCHEMA_HEAD, known=True)
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_config())
     known = any(r.revision == current for r in script.walk_revisions())
     return SchemaStatus(current, SCHEMA_HEAD, known=known)
@@ -80,4 +87,6 @@ def upgrade_schema(connection: Connection, target: str = "head") -> None:
     status = schema_status(connection)
     if not status.known:
         check_schema(connection, "the database")
+    from alembic import command
+
     command.upgrade(_config(connection), target)

@@ -30,6 +30,8 @@ __all__ = [
     "model_evaluations",
     "model_versions",
     "registered_models",
+    "run_steps",
+    "runs",
     "workspace_info",
 ]
 
@@ -160,4 +162,58 @@ model_evaluations = Table(
 # -- end registry ------------------------------------------------------------------------------
 
 # -- pipelines (migration 0005) ---------------------------------------------------------------
+# params, metrics, code, environment, datasets, models: canonical JSON text. heartbeat_at is
+# refreshed by the running process so that a run whose process died can be told apart.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("ref", String(500), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("failure", String(20), nullable=True),
+    Column("params", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("datasets", Text, nullable=False),
+    Column("models", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("resumed_from", String(32), nullable=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=True),
+    Column("heartbeat_at", String(32), nullable=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=True),
+    Column("created_by", String(200), nullable=False),
+    Index("ix_runs_status", "status"),
+    Index("ix_runs_pipeline_started_at", "pipeline", "started_at"),
+)
+
+# One row per step of a run; a succeeded row with a cache_key is what the step cache finds.
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("cache_key", String(64), nullable=True),
+    Column("source_sha256", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("outputs", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("datasets", Text, nullable=False),
+    Column("models", Text, nullable=False),
+    Column("log_sha256", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("cached_from", String(32), nullable=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=True),
+    Column("duration_s", Float, nullable=True),
+    UniqueConstraint("run_id", "name", name="uq_run_steps_run_id_name"),
+    Index("ix_run_steps_cache_key", "cache_key"),
+)
 # -- end pipelines -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Errors from modelcycle are printed as one line (``error: ...``) with an exit cod
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -24,8 +25,17 @@ from modelcycle.errors import (
     NotReady,
     Unauthorized,
 )
-from modelcycle.interfaces.cli import artifacts_cmd, audit_cmd, workspace_cmd
-from modelcycle.interfaces.cli._context import err_console
+from modelcycle.interfaces.cli import (
+    artifacts_cmd,
+    audit_cmd,
+    data_cmd,
+    models_cmd,
+    monitor_cmd,
+    pipeline_cmd,
+    serve_cmd,
+    workspace_cmd,
+)
+from modelcycle.interfaces.cli._context import console, err_console
 
 app = typer.Typer(
     name="modelcycle",
@@ -33,6 +43,7 @@ app = typer.Typer(
     "monitoring, automations, and a tamper-evident audit trail.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -69,6 +80,13 @@ app.add_typer(workspace_cmd.db_app, name="db")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(artifacts_cmd.app, name="artifacts")
 # -- stage command groups: one line each below --
+app.command("serve")(serve_cmd.serve)
+app.add_typer(pipeline_cmd.pipeline_app, name="pipeline")
+app.add_typer(pipeline_cmd.runs_app, name="runs")
+app.command("train")(pipeline_cmd.train)
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(monitor_cmd.app, name="monitor")
 
 
 def exit_code_for(error: ModelcycleError) -> int:
@@ -81,6 +99,9 @@ def exit_code_for(error: ModelcycleError) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI; never shows a traceback for a ModelcycleError unless ``--debug``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output (logs, CI, `| less`) gets room for whole table cells, not Rich's 80.
+        console.width = 160
     try:
         result = app(args=args, prog_name="modelcycle", standalone_mode=False)
     except ModelcycleError as exc:

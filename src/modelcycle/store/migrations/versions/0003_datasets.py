@@ -27,6 +27,8 @@ def upgrade() -> None:
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("artifact_sha256", sa.String(64), nullable=False),
+        sa.Column("description", sa.Text, nullable=True),
         sa.UniqueConstraint("name", "version", name="uq_dataset_versions_name_version"),
     )
     op.create_index("ix_dataset_versions_name_sha256", "dataset_versions", ["name", "sha256"])

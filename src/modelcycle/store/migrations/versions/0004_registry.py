@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("datasets", sa.Text, nullable=False),
         sa.Column("requirements", sa.Text, nullable=False),
         sa.Column("run_id", sa.String(64), nullable=True),
+        sa.Column("example_sha256", sa.String(64), nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         sa.Column("created_by", sa.String(200), nullable=False),
