@@ -78,9 +78,9 @@ def test_two_processes_at_once_get_versions_one_and_two(
 def test_a_writer_behind_an_uncommitted_version_takes_the_next_number(
     workspace: Workspace, tmp_path: Path
 ) -> None:
-    """Version 1 is inserted but not committed while another process adds: on PostgreSQL the
-    other's insert of version 1 waits, fails on the unique constraint and is retried; on
-    SQLite it waits for the write lock. Either way it ends as version 2."""
+    """Version 1 is inserted but not committed while another process adds: the other writer
+    waits for the write lock (the chain's head row on PostgreSQL, the database on SQLite) and
+    then takes version 2."""
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
     go = tmp_path / "go"

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import builtins
 import json
-import random
 import re
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,7 +19,6 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Row, func, insert, select
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.datasets._ingest import Staged, open_source, stage
@@ -29,7 +26,7 @@ from modelcycle.datasets.diff import DatasetDiff, diff_versions
 from modelcycle.datasets.profile import compute_profile
 from modelcycle.datasets.schema import ColumnSpec, schema_to_json
 from modelcycle.entities import DatasetVersion
-from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.names import validate_name
 from modelcycle.store import ArtifactStore, MetadataStore, tables
 
@@ -37,7 +34,6 @@ __all__ = ["AddResult", "DatasetCatalog", "DatasetRef", "parse_dataset_ref"]
 
 _REF_RE = re.compile(r"^(?P<name>[^@]+)(@(?P<version>[^@]*))?$")
 _MAX_DESCRIPTION = 2000
-_WRITE_ATTEMPTS = 8
 
 
 class DatasetRef(NamedTuple):
@@ -139,26 +135,14 @@ class DatasetCatalog:
         size: int,
         description: str | None,
     ) -> AddResult:
-        schema_json = schema_to_json(schema)
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                return AddResult(
-                    self._insert_once(
-                        name, staged, schema_json, profile, artifact, size, description
-                    ),
-                    created=True,
-                )
-            except _AlreadyStored as found:
-                return AddResult(found.version, created=False)
-            except Conflict as exc:
-                # PostgreSQL: a concurrent writer took this version number; count again.
-                if (
-                    not isinstance(exc.__cause__, SAIntegrityError)
-                    or attempt == _WRITE_ATTEMPTS - 1
-                ):
-                    raise
-                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))  # noqa: S311
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Writers run one at a time (the store locks first), so "latest + 1" is safe here.
+        try:
+            version = self._insert_once(
+                name, staged, schema_to_json(schema), profile, artifact, size, description
+            )
+        except _AlreadyStored as found:
+            return AddResult(found.version, created=False)
+        return AddResult(version, created=True)
 
     def _insert_once(
         self,
