@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -21,14 +22,21 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_tokens",
     "artifacts",
     "audit_events",
     "audit_head",
+    "batch_chunks",
+    "batch_jobs",
     "dataset_versions",
+    "deployments",
+    "drift_results",
+    "feedback",
     "metadata",
     "model_aliases",
     "model_evaluations",
     "model_versions",
+    "prediction_log",
     "registered_models",
     "run_steps",
     "runs",
@@ -217,3 +225,133 @@ run_steps = Table(
     Index("ix_run_steps_cache_key", "cache_key"),
 )
 # -- end pipelines -----------------------------------------------------------------------------
+
+# -- scoring (migration 0006) -----------------------------------------------------------------
+# One row per scored row. inputs/outputs: canonical JSON text. source: "online" or "batch".
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("request_id", String(64), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("job_id", String(32), nullable=True),
+    Column("shadow", Boolean, nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("latency_ms", Float, nullable=True),
+    Column("inputs", Text, nullable=False),
+    Column("outputs", Text, nullable=False),
+    Index("ix_prediction_log_model_at", "model_name", "at"),
+    Index("ix_prediction_log_request_id", "request_id"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("request_id", String(64), nullable=False),
+    Column("model_name", String(200), nullable=True),
+    Column("label", Text, nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_feedback_request_id", "request_id"),
+)
+
+# Tokens are stored as a hash only; token_id is the public prefix shown in listings.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("token_hash", String(128), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", String(32), nullable=True),
+)
+# -- end scoring -------------------------------------------------------------------------------
+
+# -- batch scoring (migration 0007) -----------------------------------------------------------
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("input", Text, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("engine", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("rows_in", BigInteger, nullable=False),
+    Column("rows_out", BigInteger, nullable=False),
+    Column("chunks_total", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("hostname", String(200), nullable=True),
+    Column("pid", Integer, nullable=True),
+    Column("heartbeat_at", String(32), nullable=True),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=True),
+    Column("created_by", String(200), nullable=False),
+)
+
+# A chunk is committed (row written) only after its part file is complete and renamed.
+batch_chunks = Table(
+    "batch_chunks",
+    metadata,
+    Column("job_id", String(32), ForeignKey("batch_jobs.id"), primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("committed_at", String(32), nullable=False),
+)
+# -- end batch scoring -------------------------------------------------------------------------
+
+# -- monitoring (migration 0008) --------------------------------------------------------------
+# result: the full DriftReport as canonical JSON text.
+drift_results = Table(
+    "drift_results",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("model_name", String(200), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("reference", Text, nullable=False),
+    Column("current", Text, nullable=False),
+    Column("window_start", String(32), nullable=True),
+    Column("window_end", String(32), nullable=True),
+    Column("at", String(32), nullable=False),
+    Column("dataset_drift", Boolean, nullable=False),
+    Column("share_drifted", Float, nullable=False),
+    Column("result", Text, nullable=False),
+    Index("ix_drift_results_model_at", "model_name", "at"),
+)
+# -- end monitoring ----------------------------------------------------------------------------
+
+# -- deploy (migration 0009) ------------------------------------------------------------------
+# details: canonical JSON text (ports, pids, image, manifest ids ...).
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("target", String(20), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("bundle_sha256", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("color", String(10), nullable=True),
+    Column("url", Text, nullable=True),
+    Column("details", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_deployments_endpoint", "endpoint"),
+)
+# -- end deploy --------------------------------------------------------------------------------
