@@ -10,6 +10,7 @@ __all__ = [
     "AuditEvent",
     "ChainHead",
     "DatasetVersion",
+    "Job",
     "ModelVersion",
     "Run",
     "StepRun",
@@ -270,3 +271,30 @@ class Run:
 
 # -- deploy -----------------------------------------------------------------------------------
 # -- end deploy -------------------------------------------------------------------------------
+
+
+# -- automations ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One unit of work in the queue, with the rule and audit event that caused it."""
+
+    id: str
+    kind: str
+    rule: str | None
+    event_seq: int | None
+    idempotency_key: str
+    state: str  # queued, running, succeeded, failed (will retry), dead, cancelled
+    attempts: int
+    max_attempts: int
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    log: str
+    lease_owner: str | None
+    lease_expires_at: str | None
+    run_after: str
+    created_at: str
+    updated_at: str
+
+
+# -- end automations --------------------------------------------------------------------------

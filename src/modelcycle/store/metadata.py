@@ -2,7 +2,8 @@
 
 Every change goes through :meth:`MetadataStore.write`, which takes the action it records up
 front: the change and its audit event commit together or not at all, so a change without an
-event cannot be written.
+event cannot be written. Observations that change no asset (prediction log rows, feedback)
+go through :meth:`MetadataStore.append_rows` instead, in bulk and without an audit event.
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with
 ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock instead of failing
@@ -13,15 +14,26 @@ order for all of them keeps version numbering and the chain simple.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from modelcycle.audit import next_event
@@ -204,6 +216,55 @@ class MetadataStore:
             .values(seq=head.seq, hash=head.hash)
         )
         return events
+
+    def append_rows(
+        self,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        timeout: float | None = None,
+        replace_where: ColumnElement[bool] | None = None,
+    ) -> int:
+        """Bulk-insert operational rows that are observations, not changes: no audit event.
+
+        Prediction log rows and ground-truth feedback record what the scoring server saw; they
+        change no asset (data set, model, alias, deployment, token), arrive by the thousand per
+        second, and would drown the audit chain. They skip it on purpose. This is the only door
+        besides the pipelines' heartbeat that writes without :meth:`write`; keep it so: any
+        change to an asset goes through :meth:`write`.
+
+        ``timeout`` (seconds) bounds the wait for the write lock and the statement, so a caller
+        with somewhere else to put the rows (the prediction log's spill file) is not held up;
+        it raises :class:`NotReady` when the database is locked, slow or down.
+        ``replace_where`` deletes the rows it matches first, in the same transaction (an
+        idempotent re-ingest). Returns the number of rows inserted.
+        """
+        if not rows and replace_where is None:
+            return 0
+        try:
+            with self._connect(write=True) as conn:
+                if timeout is not None and self.dialect == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={max(1, int(timeout * 1000))}")
+                try:
+                    with conn.begin():
+                        if timeout is not None and self.dialect == "postgresql":
+                            ms = max(1, int(timeout * 1000))
+                            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                        if replace_where is not None:
+                            conn.execute(delete(table).where(replace_where))
+                        if rows:
+                            conn.execute(insert(table), list(rows))
+                finally:
+                    if timeout is not None and self.dialect == "sqlite":
+                        conn.exec_driver_sql("PRAGMA busy_timeout=60000")
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, SAIntegrityError):
+                raise Conflict(f"rows for {table.name} clash with what is stored ({exc.orig})")
+            raise NotReady(
+                f"cannot write to {table.name} in {redact_db_url(self.url)}: {exc.orig}"
+            ) from exc
+        return len(rows)
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[Connection]:

@@ -31,7 +31,9 @@ __all__ = [
     "dataset_versions",
     "deployments",
     "drift_results",
+    "event_cursors",
     "feedback",
+    "jobs",
     "metadata",
     "model_aliases",
     "model_evaluations",
@@ -227,14 +229,16 @@ run_steps = Table(
 # -- end pipelines -----------------------------------------------------------------------------
 
 # -- scoring (migration 0006) -----------------------------------------------------------------
-# One row per scored row. inputs/outputs: canonical JSON text. source: "online" or "batch".
+# One row per scored row (row_index: its position in the request). inputs/outputs: JSON text.
+# source: "online" or "batch". Written by MetadataStore.append_rows (observations, not audited).
 prediction_log = Table(
     "prediction_log",
     metadata,
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("request_id", String(64), nullable=False),
+    Column("request_id", String(160), nullable=False),
+    Column("row_index", Integer, nullable=False),
     Column("model_name", String(200), nullable=False),
     Column("model_version", Integer, nullable=False),
     Column("source", String(20), nullable=False),
@@ -244,8 +248,11 @@ prediction_log = Table(
     Column("latency_ms", Float, nullable=True),
     Column("inputs", Text, nullable=False),
     Column("outputs", Text, nullable=False),
+    # Set on rows ingested from a spill file (its name): re-ingesting the file replaces them.
+    Column("spill_id", String(32), nullable=True),
     Index("ix_prediction_log_model_at", "model_name", "at"),
     Index("ix_prediction_log_request_id", "request_id"),
+    Index("ix_prediction_log_spill_id", "spill_id"),
 )
 
 feedback = Table(
@@ -254,7 +261,8 @@ feedback = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("request_id", String(64), nullable=False),
+    Column("request_id", String(160), nullable=False),
+    Column("row_index", Integer, nullable=True),
     Column("model_name", String(200), nullable=True),
     Column("label", Text, nullable=False),
     Column("at", String(32), nullable=False),
@@ -355,3 +363,38 @@ deployments = Table(
     Index("ix_deployments_endpoint", "endpoint"),
 )
 # -- end deploy --------------------------------------------------------------------------------
+
+# -- automations (migration 0010) -------------------------------------------------------------
+# One row per unit of work. idempotency_key = rule + causing event: the unique constraint is
+# what makes "one effect per event" hold when two dispatchers or workers race.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(50), nullable=False),
+    Column("rule", String(200), nullable=True),
+    Column("event_seq", BigInteger, nullable=True),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("state", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("log", Text, nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", String(32), nullable=True),
+    Column("run_after", String(32), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_jobs_state_run_after", "state", "run_after"),
+)
+
+# How far the rule dispatcher has read the audit log (the log doubles as the event outbox).
+event_cursors = Table(
+    "event_cursors",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+# -- end automations ---------------------------------------------------------------------------

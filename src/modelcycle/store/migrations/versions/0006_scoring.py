@@ -22,7 +22,8 @@ def upgrade() -> None:
             primary_key=True,
             autoincrement=True,
         ),
-        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("request_id", sa.String(160), nullable=False),
+        sa.Column("row_index", sa.Integer, nullable=False),
         sa.Column("model_name", sa.String(200), nullable=False),
         sa.Column("model_version", sa.Integer, nullable=False),
         sa.Column("source", sa.String(20), nullable=False),
@@ -32,9 +33,11 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Float, nullable=True),
         sa.Column("inputs", sa.Text, nullable=False),
         sa.Column("outputs", sa.Text, nullable=False),
+        sa.Column("spill_id", sa.String(32), nullable=True),
     )
     op.create_index("ix_prediction_log_model_at", "prediction_log", ["model_name", "at"])
     op.create_index("ix_prediction_log_request_id", "prediction_log", ["request_id"])
+    op.create_index("ix_prediction_log_spill_id", "prediction_log", ["spill_id"])
     op.create_table(
         "feedback",
         sa.Column(
@@ -43,7 +46,8 @@ def upgrade() -> None:
             primary_key=True,
             autoincrement=True,
         ),
-        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("request_id", sa.String(160), nullable=False),
+        sa.Column("row_index", sa.Integer, nullable=True),
         sa.Column("model_name", sa.String(200), nullable=True),
         sa.Column("label", sa.Text, nullable=False),
         sa.Column("at", sa.String(32), nullable=False),
@@ -67,4 +71,5 @@ def downgrade() -> None:
     op.drop_table("feedback")
     op.drop_index("ix_prediction_log_model_at", "prediction_log")
     op.drop_index("ix_prediction_log_request_id", "prediction_log")
+    op.drop_index("ix_prediction_log_spill_id", "prediction_log")
     op.drop_table("prediction_log")
