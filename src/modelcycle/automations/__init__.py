@@ -1,0 +1,68 @@
+"""Automations: events (the audit log), rules, a job queue in the database, and workers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from modelcycle.automations.actions import ACTIONS, Stages
+from modelcycle.automations.dispatch import Dispatcher
+from modelcycle.automations.queue import JOB_STATES, JobQueue
+from modelcycle.automations.rules import KNOWN_EVENTS, Rule, load_rules
+from modelcycle.automations.worker import Worker
+from modelcycle.store import MetadataStore
+
+__all__ = [
+    "ACTIONS",
+    "JOB_STATES",
+    "KNOWN_EVENTS",
+    "Automations",
+    "Dispatcher",
+    "JobQueue",
+    "Rule",
+    "Stages",
+    "Worker",
+    "load_rules",
+]
+
+
+class Automations:
+    """``ws.automations``: the rules of ``modelcycle.toml``, the queue, and workers."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        actor: str,
+        stages: Stages,
+        config: Mapping[str, Any],
+    ) -> None:
+        self._meta = metadata
+        self._actor = actor
+        self._stages = stages
+        self._config = config
+        settings = config.get("automations", {})
+        self.queue = JobQueue(
+            metadata, actor, backoff_seconds=float(settings.get("backoff_seconds", 5.0))
+        )
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The validated rules (raises InvalidInput naming the first bad entry)."""
+        return load_rules(self._config, ACTIONS)
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self._meta, self.queue, self.rules, self._actor)
+
+    def worker(
+        self, *, name: str | None = None, lease_seconds: float = 60.0, poll_seconds: float = 1.0
+    ) -> Worker:
+        """A worker over this workspace's queue and rules."""
+        return Worker(
+            self.queue,
+            self.dispatcher(),
+            ACTIONS,
+            self._stages,
+            name=name,
+            lease_seconds=lease_seconds,
+            poll_seconds=poll_seconds,
+        )

@@ -1,0 +1,127 @@
+"""What a job does. Each action is a small function of the stages and the job's parameters.
+
+Actions must be safe to run twice for one job (a worker can die after the effect but before
+recording it; the lease then expires and another worker runs the job again). Each action
+therefore first looks for the effect a previous attempt of the same job already had, by the
+job's natural key, and returns that instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from modelcycle.entities import Job
+from modelcycle.errors import Conflict, InvalidInput
+
+__all__ = ["ACTIONS", "Stages"]
+
+
+class Stages(Protocol):
+    """The parts an action may use (the workspace provides them)."""
+
+    @property
+    def pipelines(self) -> Any: ...
+
+    @property
+    def registry(self) -> Any: ...
+
+    @property
+    def datasets(self) -> Any: ...
+
+    @property
+    def audit(self) -> Any: ...
+
+
+Action = Callable[[Stages, Job], dict[str, Any]]
+
+
+def _require(params: Mapping[str, Any], *names: str, job: Job) -> None:
+    missing = [n for n in names if params.get(n) in (None, "")]
+    if missing:
+        raise InvalidInput(f"the {job.kind} action needs {missing[0]!r}", field="job.params")
+
+
+def train(stages: Stages, job: Job) -> dict[str, Any]:
+    """The built-in tabular trainer on ``data`` (NAME[@V]) for ``target``."""
+    p = job.params
+    _require(p, "data", "target", job=job)
+    data_ref = stages.datasets.version(str(p["data"])).ref
+    wanted = {"data": data_ref, "target": p["target"], "seed": int(p.get("seed", 0)),
+              "algorithm": p.get("model", "hgb")}  # fmt: skip
+    # An earlier attempt of this job may have trained already: the same parameters,
+    # succeeded after the job was created.
+    for run in stages.pipelines.runs(pipeline="tabular-trainer", status="succeeded"):
+        if run.started_at >= job.created_at and all(
+            run.params.get(k) == v for k, v in wanted.items()
+        ):
+            return {"run": run.id, "models": list(run.models), "reused": True}
+    run = stages.pipelines.train(
+        data_ref,
+        str(p["target"]),
+        model=str(p.get("model", "hgb")),
+        seed=int(p.get("seed", 0)),
+        register=p.get("register"),
+        progress=False,
+    )
+    if run.status != "succeeded":
+        raise RuntimeError(f"run {run.id} {run.status}: {run.error or ''}".strip())
+    return {"run": run.id, "models": list(run.models), "reused": False}
+
+
+def pipeline(stages: Stages, job: Job) -> dict[str, Any]:
+    """Run the pipeline ``ref`` (``module:attr`` or a name under [pipelines]) with ``params``."""
+    p = job.params
+    _require(p, "ref", job=job)
+    params = dict(p.get("params", {}))
+    for run in stages.pipelines.runs(status="succeeded"):
+        if run.ref == p["ref"] and run.started_at >= job.created_at and all(
+            run.params.get(k) == v for k, v in params.items()
+        ):
+            return {"run": run.id, "models": list(run.models), "reused": True}
+    run = stages.pipelines.run(str(p["ref"]), params=params, data=p.get("data"), progress=False)
+    if run.status != "succeeded":
+        raise RuntimeError(f"run {run.id} {run.status}: {run.error or ''}".strip())
+    return {"run": run.id, "models": list(run.models), "reused": False}
+
+
+def promote(stages: Stages, job: Job) -> dict[str, Any]:
+    """Move ``to`` (default champion) to ``ref`` through the promotion gate."""
+    p = job.params
+    _require(p, "ref", job=job)
+    to = str(p.get("to", "champion"))
+    candidate = stages.registry.get(str(p["ref"]))
+    if to in candidate.aliases:  # an earlier attempt promoted it already
+        return {"promoted": True, "version": candidate.ref, "reused": True}
+    try:
+        result = stages.registry.promote(candidate.ref, to=to, force=bool(p.get("force", False)))
+    except Conflict as refused:
+        # A gate saying no is an answer, not a failure to retry.
+        return {"promoted": False, "version": candidate.ref, "reason": str(refused)}
+    return {"promoted": True, "version": candidate.ref, "detail": str(result)}
+
+
+def note(stages: Stages, job: Job) -> dict[str, Any]:
+    """Write an operator note (a notification stand-in; handy for testing rules)."""
+    p = job.params
+    _require(p, "text", job=job)
+    marker = f"[job {job.id}] "
+    for event in stages.audit.events():
+        if event.action == "audit.note" and str(event.payload.get("text", "")).startswith(marker):
+            return {"seq": event.seq, "reused": True}
+    event = stages.audit.note(marker + str(p["text"]), subject=str(p.get("subject", "workspace")))
+    return {"seq": event.seq, "reused": False}
+
+
+def fail(stages: Stages, job: Job) -> dict[str, Any]:
+    """Always fails: for exercising retries and dead jobs."""
+    raise RuntimeError(str(job.params.get("message", "this action always fails")))
+
+
+ACTIONS: dict[str, Action] = {
+    "train": train,
+    "pipeline": pipeline,
+    "promote": promote,
+    "note": note,
+    "fail": fail,
+}

@@ -1,0 +1,107 @@
+"""The worker: dispatch new events, claim a job, run it under a renewed lease, record the end.
+
+``modelcycle worker`` runs :meth:`Worker.run` until SIGTERM/SIGINT, after which it finishes
+the job in hand (or, if killed outright, its lease expires and another worker takes the job).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from contextlib import redirect_stderr, redirect_stdout
+
+from modelcycle.automations.actions import Action, Stages
+from modelcycle.automations.dispatch import Dispatcher
+from modelcycle.automations.queue import JobQueue
+from modelcycle.entities import Job
+from modelcycle.errors import Conflict
+
+__all__ = ["Worker"]
+
+
+class Worker:
+    """One worker process (``concurrency`` threads each take one job at a time)."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        dispatcher: Dispatcher,
+        actions: Mapping[str, Action],
+        stages: Stages,
+        *,
+        name: str | None = None,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._queue = queue
+        self._dispatcher = dispatcher
+        self._actions = dict(actions)
+        self._stages = stages
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Finish the job in hand, then return from :meth:`run`."""
+        self._stop.set()
+
+    def run(self, *, concurrency: int = 1, on_job: Callable[[Job], None] | None = None) -> None:
+        """Work until :meth:`stop`."""
+        threads = [
+            threading.Thread(target=self._loop, args=(on_job,), name=f"worker-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _loop(self, on_job: Callable[[Job], None] | None) -> None:
+        while not self._stop.is_set():
+            job = self.run_once()
+            if job is not None and on_job is not None:
+                on_job(job)
+            if job is None:
+                self._stop.wait(self._poll)
+
+    def run_once(self) -> Job | None:
+        """Dispatch, then claim and run at most one job; return it as it ended (or None)."""
+        self._dispatcher.dispatch(self._stages.audit)
+        job = self._queue.claim(self.name, lease_seconds=self._lease)
+        if job is None:
+            return None
+        return self._execute(job)
+
+    def _execute(self, job: Job) -> Job:
+        action = self._actions.get(job.kind)
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(job, done), daemon=True)
+        renewer.start()
+        out = io.StringIO()
+        try:
+            with redirect_stdout(out), redirect_stderr(out):
+                if action is None:
+                    raise LookupError(f"no action {job.kind!r} in this worker")
+                result = action(self._stages, job)
+        except Exception as exc:
+            done.set()
+            log = out.getvalue() + traceback.format_exc()
+            try:
+                return self._queue.fail(job, self.name, f"{type(exc).__name__}: {exc}", log)
+            except Conflict:
+                return self._queue.get(job.id)  # lease lost or cancelled: nothing to record
+        done.set()
+        try:
+            return self._queue.complete(job, self.name, result, out.getvalue())
+        except Conflict:
+            return self._queue.get(job.id)
+
+    def _renew(self, job: Job, done: threading.Event) -> None:
+        while not done.wait(self._lease / 3):
+            if not self._queue.renew(job, self.name, lease_seconds=self._lease):
+                return
