@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from modelcycle.automations.actions import ACTIONS, Stages
 from modelcycle.automations.dispatch import Dispatcher
 from modelcycle.automations.queue import JOB_STATES, JobQueue
 from modelcycle.automations.rules import KNOWN_EVENTS, Rule, load_rules
+from modelcycle.automations.schedules import (
+    Schedule,
+    Scheduler,
+    Source,
+    load_schedules,
+    load_sources,
+)
 from modelcycle.automations.worker import Worker
 from modelcycle.store import MetadataStore
 
@@ -20,9 +29,14 @@ __all__ = [
     "Dispatcher",
     "JobQueue",
     "Rule",
+    "Schedule",
+    "Scheduler",
+    "Source",
     "Stages",
     "Worker",
     "load_rules",
+    "load_schedules",
+    "load_sources",
 ]
 
 
@@ -35,7 +49,10 @@ class Automations:
         actor: str,
         stages: Stages,
         config: Mapping[str, Any],
+        *,
+        root: Path,
     ) -> None:
+        self._root = root
         self._meta = metadata
         self._actor = actor
         self._stages = stages
@@ -53,10 +70,20 @@ class Automations:
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self._meta, self.queue, self.rules, self._actor)
 
+    def scheduler(self, *, clock: Callable[[], float] = time.time) -> Scheduler:
+        """Schedules and watched sources from modelcycle.toml."""
+        return Scheduler(
+            self.queue,
+            load_schedules(self._config, ACTIONS),
+            load_sources(self._config),
+            root=self._root,
+            clock=clock,
+        )
+
     def worker(
         self, *, name: str | None = None, lease_seconds: float = 60.0, poll_seconds: float = 1.0
     ) -> Worker:
-        """A worker over this workspace's queue and rules."""
+        """A worker over this workspace's queue, rules, schedules and sources."""
         return Worker(
             self.queue,
             self.dispatcher(),
@@ -65,4 +92,5 @@ class Automations:
             name=name,
             lease_seconds=lease_seconds,
             poll_seconds=poll_seconds,
+            scheduler=self.scheduler(),
         )

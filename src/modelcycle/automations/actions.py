@@ -30,6 +30,9 @@ class Stages(Protocol):
     def datasets(self) -> Any: ...
 
     @property
+    def monitoring(self) -> Any: ...
+
+    @property
     def audit(self) -> Any: ...
 
 
@@ -75,8 +78,10 @@ def pipeline(stages: Stages, job: Job) -> dict[str, Any]:
     _require(p, "ref", job=job)
     params = dict(p.get("params", {}))
     for run in stages.pipelines.runs(status="succeeded"):
-        if run.ref == p["ref"] and run.started_at >= job.created_at and all(
-            run.params.get(k) == v for k, v in params.items()
+        if (
+            run.ref == p["ref"]
+            and run.started_at >= job.created_at
+            and all(run.params.get(k) == v for k, v in params.items())
         ):
             return {"run": run.id, "models": list(run.models), "reused": True}
     run = stages.pipelines.run(str(p["ref"]), params=params, data=p.get("data"), progress=False)
@@ -101,6 +106,14 @@ def promote(stages: Stages, job: Job) -> dict[str, Any]:
     return {"promoted": True, "version": candidate.ref, "detail": str(result)}
 
 
+def ingest(stages: Stages, job: Job) -> dict[str, Any]:
+    """Add ``path`` as a version of data set ``dataset`` (a no-op when the content is known)."""
+    p = job.params
+    _require(p, "dataset", "path", job=job)
+    result = stages.datasets.ingest(str(p["dataset"]), str(p["path"]))
+    return {"version": result.version.ref, "created": result.created}
+
+
 def note(stages: Stages, job: Job) -> dict[str, Any]:
     """Write an operator note (a notification stand-in; handy for testing rules)."""
     p = job.params
@@ -113,6 +126,23 @@ def note(stages: Stages, job: Job) -> dict[str, Any]:
     return {"seq": event.seq, "reused": False}
 
 
+def monitor(stages: Stages, job: Job) -> dict[str, Any]:
+    """A drift check of ``model`` over the last ``window`` of its prediction log (stored, and
+    ``drift.detected`` when it drifted). Each run is its own check: nothing to reuse."""
+    p = job.params
+    _require(p, "model", job=job)
+    check = stages.monitoring.drift(model=str(p["model"]), window=str(p.get("window", "1h")))
+    report = check.report
+    return {
+        "model": str(p["model"]),
+        "dataset_drift": bool(report.dataset_drift),
+        "share_drifted": float(report.share_drifted),
+        "status": report.status,
+        "detected": check.detected,
+        "check": check.id,
+    }
+
+
 def fail(stages: Stages, job: Job) -> dict[str, Any]:
     """Always fails: for exercising retries and dead jobs."""
     raise RuntimeError(str(job.params.get("message", "this action always fails")))
@@ -122,6 +152,8 @@ ACTIONS: dict[str, Action] = {
     "train": train,
     "pipeline": pipeline,
     "promote": promote,
+    "ingest": ingest,
     "note": note,
+    "monitor": monitor,
     "fail": fail,
 }

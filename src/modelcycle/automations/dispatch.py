@@ -8,6 +8,7 @@ dispatchers racing queue each job once: the key is unique and writes run one at 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = ["Dispatcher"]
 
 _CURSOR = "rules"
 _BATCH = 500
+_MAX_CHAIN = 50
 
 
 class Dispatcher:
@@ -51,9 +53,22 @@ class Dispatcher:
         queued: list[Job] = []
         with self._meta.write(actor=self._actor, action="rules.dispatched", subject="rules") as tx:
             skipped: list[str] = []
+            cut: list[str] = []
             for rule, event in matches:
                 if rule.debounce is not None and self._recent(tx, rule, event):
                     skipped.append(f"{rule.name}:{event.seq}")
+                    continue
+                chain = self._chain(tx, event)
+                if rule.name in chain:
+                    # The rule's own effect led back to it: running it again would loop.
+                    path = " <- ".join([rule.name, *chain])
+                    self._queue.enqueue(
+                        rule.do, rule.render(event), key=f"{rule.name}:{event.seq}",
+                        rule=rule.name, event_seq=event.seq, tx=tx,
+                        cancelled=f"cycle cut: rule {rule.name!r} would run again in its own "
+                        f"chain ({path}); fix the rules or run the action by hand",
+                    )  # fmt: skip
+                    cut.append(f"{rule.name}:{event.seq}")
                     continue
                 job, created = self._queue.enqueue(
                     rule.do,
@@ -72,9 +87,39 @@ class Dispatcher:
                 .values(seq=last)
             )
             tx.payload.update(
-                after_seq=cursor, to_seq=last, queued=[j.id for j in queued], debounced=skipped
+                after_seq=cursor,
+                to_seq=last,
+                queued=[j.id for j in queued],
+                debounced=skipped,
+                cycles_cut=cut,
             )
         return queued
+
+    def _chain(self, tx: Any, event: AuditEvent) -> list[str]:
+        """The rules that led to ``event``, nearest first (via each event's ``caused_by``)."""
+        names: list[str] = []
+        cause = event.payload.get("caused_by")
+        for _ in range(_MAX_CHAIN):
+            if not isinstance(cause, str) or not cause.startswith("job:"):
+                break
+            job = tx.conn.execute(
+                select(tables.jobs.c.rule, tables.jobs.c.event_seq).where(
+                    tables.jobs.c.id == cause[4:]
+                )
+            ).first()
+            if job is None:
+                break
+            if job.rule:
+                names.append(job.rule)
+            if job.event_seq is None:
+                break
+            payload = tx.conn.execute(
+                select(tables.audit_events.c.payload).where(
+                    tables.audit_events.c.seq == job.event_seq
+                )
+            ).scalar()
+            cause = json.loads(payload).get("caused_by") if payload else None
+        return names
 
     def _recent(self, tx: Any, rule: Rule, event: AuditEvent) -> bool:
         """A job of this rule was queued within its debounce window."""

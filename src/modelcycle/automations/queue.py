@@ -64,12 +64,19 @@ class JobQueue:
         event_seq: int | None = None,
         max_attempts: int = 3,
         tx: Any = None,
+        cancelled: str | None = None,
     ) -> tuple[Job, bool]:
-        """Queue a job; with a ``key`` already used, return that job instead (and False)."""
+        """Queue a job; with a ``key`` already used, return that job instead (and False).
+
+        ``cancelled`` records the job as cancelled from the start, with that reason in its log
+        (the dispatcher's cycle guard), so the decision stays visible in ``jobs list``.
+        """
         job_id = uuid.uuid4().hex[:12]
         key = key or f"manual:{job_id}"
         if tx is not None:
-            return self._enqueue_in(tx, job_id, kind, params, key, rule, event_seq, max_attempts)
+            return self._enqueue_in(
+                tx, job_id, kind, params, key, rule, event_seq, max_attempts, cancelled=cancelled
+            )
         try:
             with self._meta.write(
                 actor=self._actor, action="job.queued", subject=f"job:{job_id}"
@@ -98,6 +105,7 @@ class JobQueue:
         max_attempts: int,
         *,
         first: bool = False,
+        cancelled: str | None = None,
     ) -> tuple[Job, bool]:
         t = tables.jobs
         existing = tx.conn.execute(select(t).where(t.c.idempotency_key == key)).first()
@@ -110,13 +118,13 @@ class JobQueue:
             "rule": rule,
             "event_seq": event_seq,
             "idempotency_key": key,
-            "state": "queued",
+            "state": "cancelled" if cancelled else "queued",
             "attempts": 0,
             "max_attempts": max_attempts,
             "params": canonical_json(dict(params)),
             "result": None,
             "error": None,
-            "log": "",
+            "log": cancelled or "",
             "lease_owner": None,
             "lease_expires_at": None,
             "run_after": now,
@@ -125,10 +133,13 @@ class JobQueue:
         }
         tx.conn.execute(t.insert().values(**row))
         payload = {"kind": kind, "rule": rule, "event_seq": event_seq, "key": key}
+        if cancelled:
+            payload["reason"] = cancelled
         if first:
             tx.payload.update(payload)
         else:
-            tx.record("job.queued", f"job:{job_id}", payload)
+            action = "job.cycle_cut" if cancelled else "job.queued"
+            tx.record(action, f"job:{job_id}", payload)
         return _to_job(row), True
 
     # -- consuming --------------------------------------------------------------------------

@@ -17,8 +17,10 @@ from contextlib import redirect_stderr, redirect_stdout
 from modelcycle.automations.actions import Action, Stages
 from modelcycle.automations.dispatch import Dispatcher
 from modelcycle.automations.queue import JobQueue
+from modelcycle.automations.schedules import Scheduler
 from modelcycle.entities import Job
 from modelcycle.errors import Conflict
+from modelcycle.store import caused_by
 
 __all__ = ["Worker"]
 
@@ -36,7 +38,9 @@ class Worker:
         name: str | None = None,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
+        scheduler: Scheduler | None = None,
     ) -> None:
+        self._scheduler = scheduler
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._queue = queue
         self._dispatcher = dispatcher
@@ -70,7 +74,9 @@ class Worker:
                 self._stop.wait(self._poll)
 
     def run_once(self) -> Job | None:
-        """Dispatch, then claim and run at most one job; return it as it ended (or None)."""
+        """Schedule and dispatch, then claim and run at most one job; return it as it ended."""
+        if self._scheduler is not None:
+            self._scheduler.tick()
         self._dispatcher.dispatch(self._stages.audit)
         job = self._queue.claim(self.name, lease_seconds=self._lease)
         if job is None:
@@ -84,7 +90,7 @@ class Worker:
         renewer.start()
         out = io.StringIO()
         try:
-            with redirect_stdout(out), redirect_stderr(out):
+            with redirect_stdout(out), redirect_stderr(out), caused_by(job.id):
                 if action is None:
                     raise LookupError(f"no action {job.kind!r} in this worker")
                 result = action(self._stages, job)
