@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pytest
 from sklearn.compose import make_column_transformer
 from sklearn.impute import SimpleImputer
@@ -62,3 +63,12 @@ def test_bad_arguments() -> None:
         make_credit(0)
     with pytest.raises(InvalidInput, match="drift"):
         make_credit(10, drift=2.0)
+
+
+def test_concept_drift_changes_only_the_target() -> None:
+    base = make_credit(3000, seed=4)
+    assert make_credit(3000, seed=4, concept=0.0).equals(base)
+    shifted = make_credit(3000, seed=4, concept=1.0)
+    assert shifted.drop_columns(["default"]).equals(base.drop_columns(["default"]))
+    assert shifted.column("default") != base.column("default")
+    assert pc.mean(shifted.column("default")).as_py() > pc.mean(base.column("default")).as_py()

@@ -5,6 +5,9 @@ a logistic model of their features plus noise, so a simple model learns it (ROC 
 but not perfectly. ``drift`` in [0, 1] moves several feature distributions (younger
 applicants, lower incomes, higher debt, more late payments and unemployment), as production
 data does, for drift monitoring demos; the target keeps the same dependence on the features.
+``concept`` in [0, 1] changes that dependence instead (a downturn: debt and long terms weigh
+more, age flips from protective to risky), so a model trained before it loses accuracy and
+retraining on new data pays off. Both at 0 give the original data, draw for draw.
 """
 
 from __future__ import annotations
@@ -35,15 +38,19 @@ _PURPOSE_P = np.array([0.30, 0.22, 0.12, 0.14, 0.07, 0.06, 0.09])
 _PURPOSE_RISK = np.array([0.2, 0.1, -0.2, -0.15, 0.35, 0.1, 0.0])
 
 
-def make_credit(n_rows: int, *, seed: int = 0, drift: float = 0.0) -> pa.Table:
+def make_credit(
+    n_rows: int, *, seed: int = 0, drift: float = 0.0, concept: float = 0.0
+) -> pa.Table:
     """A credit-risk table of ``n_rows`` applicants: 11 features and the target ``default``.
 
-    The same ``seed`` (and ``drift``) always gives the same table.
+    The same ``seed`` (and ``drift``, ``concept``) always gives the same table.
     """
     if not isinstance(n_rows, int) or isinstance(n_rows, bool) or n_rows < 1:
         raise InvalidInput(f"{n_rows!r} is not a row count; expected an integer >= 1", field="rows")
     if not 0.0 <= drift <= 1.0:
         raise InvalidInput(f"{drift!r} is outside [0, 1]", field="drift")
+    if not 0.0 <= concept <= 1.0:
+        raise InvalidInput(f"{concept!r} is outside [0, 1]", field="concept")
     rng = np.random.default_rng(seed)
     n = n_rows
 
@@ -79,6 +86,7 @@ def make_credit(n_rows: int, *, seed: int = 0, drift: float = 0.0) -> pa.Table:
         + _HOME_RISK[home]
         + _PURPOSE_RISK[purpose]
         + rng.normal(0, 0.6, n)  # what the features cannot explain
+        + concept * (4.0 * (debt_ratio - 0.3) + 1.2 * (loan_term == 60) + 0.06 * (age - 44))
     )
     default = rng.random(n) < 1 / (1 + np.exp(-logit))
 

@@ -141,6 +141,9 @@ def sample(
     rows: int = typer.Option(10_000, "--rows", "-n", help="Number of rows."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed, the same data."),
     drift: float = typer.Option(0.0, "--drift", help="Shift the distributions, 0 to 1."),
+    concept: float = typer.Option(
+        0.0, "--concept", help="Change how the target depends on the features, 0 to 1."
+    ),
 ) -> None:
     """Write a generated sample data set (no download) to a file."""
     import pyarrow.csv as pa_csv
@@ -156,7 +159,7 @@ def sample(
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InvalidInput(f"{out.name}: expected a .csv or .parquet file name", field="out")
-    table = make(rows, seed=seed, drift=drift)
+    table = make(rows, seed=seed, drift=drift, concept=concept)
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         pa_csv.write_csv(table, out)
