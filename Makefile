@@ -15,8 +15,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The whole loop in a fresh workspace (left in demo-workspace/ to inspect with the CLI).
 demo: install
-	bash scripts/demo.sh
+	rm -rf demo-workspace
+	$(BIN)/modelcycle demo --workspace demo-workspace
 
 lint: install
 	$(BIN)/ruff check src tests bench

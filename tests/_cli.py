@@ -25,7 +25,7 @@ def run_cli(
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

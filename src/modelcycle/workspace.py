@@ -31,9 +31,13 @@ from modelcycle.store import (
 from modelcycle.store.schema import schema_status
 
 if TYPE_CHECKING:
+    from modelcycle.automations import Automations
     from modelcycle.datasets import DatasetCatalog
+    from modelcycle.deploy import DeployService
+    from modelcycle.monitoring import Monitoring
     from modelcycle.pipelines import Pipelines
     from modelcycle.registry import ModelRegistry
+    from modelcycle.scoring.batch import BatchScoring
 
 __all__ = ["Workspace", "init_workspace"]
 
@@ -102,6 +106,13 @@ class Workspace:
     # -- stage facades: each stage adds one lazily built property below ----------------------
 
     @cached_property
+    def automations(self) -> Automations:
+        """Rules from modelcycle.toml, the job queue, and workers."""
+        from modelcycle.automations import Automations
+
+        return Automations(self.metadata, self.actor, self, self.settings.config, root=self.root)
+
+    @cached_property
     def registry(self) -> ModelRegistry:
         """The model registry: register, get, load, aliases, promotion, lineage."""
         # Imported here so that commands which never touch models skip loading numpy/pyarrow.
@@ -131,6 +142,53 @@ class Workspace:
             datasets=self.datasets,
             registry=self.registry,
             config=self.settings.config,
+        )
+
+    @cached_property
+    def monitoring(self) -> Monitoring:
+        """Monitoring: drift checks (stored, audited), history, performance from ground truth."""
+        # Imported here so that commands which never monitor skip loading numpy/scipy/pyarrow.
+        from modelcycle.monitoring import Monitoring
+
+        return Monitoring(
+            self.metadata,
+            self.actor,
+            registry=self.registry,
+            datasets=self.datasets,
+            config=self.settings.config,
+        )
+
+    @cached_property
+    def batch(self) -> BatchScoring:
+        """Batch scoring jobs: score, resume, get, list."""
+        # Imported here so that commands which never batch-score skip loading pyarrow.
+        from modelcycle.scoring.batch import BatchScoring
+
+        return BatchScoring(
+            self.metadata,
+            self.artifacts,
+            self.actor,
+            registry=self.registry,
+            datasets=self.datasets,
+            artifacts_url=self.settings.artifacts_url,
+        )
+
+    @cached_property
+    def deploy(self) -> DeployService:
+        """Deployments: bundle, deploy (blue/green, rollback), list, show, stop, logs.
+
+        ``ws.deploy("credit@champion", endpoint="credit")`` deploys in one call.
+        """
+        # Imported here so that commands which never deploy skip the deploy stage.
+        from modelcycle.deploy import DeployService
+
+        return DeployService(
+            self.metadata,
+            self.artifacts,
+            self.registry,
+            self.actor,
+            root=self.root,
+            state_dir=self.settings.state_dir,
         )
 
     # -- end of stage facades -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from modelcycle.entities import Job
-from modelcycle.errors import Conflict, InvalidInput
+from modelcycle.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["ACTIONS", "Stages"]
 
@@ -31,6 +31,9 @@ class Stages(Protocol):
 
     @property
     def monitoring(self) -> Any: ...
+
+    @property
+    def deploy(self) -> Any: ...
 
     @property
     def audit(self) -> Any: ...
@@ -126,11 +129,32 @@ def note(stages: Stages, job: Job) -> dict[str, Any]:
     return {"seq": event.seq, "reused": False}
 
 
+def deploy(stages: Stages, job: Job) -> dict[str, Any]:
+    """Deploy ``ref`` to ``endpoint`` (blue/green with a smoke test and automatic rollback)."""
+    p = job.params
+    _require(p, "ref", "endpoint", job=job)
+    version = stages.registry.get(str(p["ref"]))
+    active = stages.deploy.active(str(p["endpoint"]))
+    if (
+        active is not None
+        and (active.model_name, active.model_version) == (version.name, version.version)
+        and stages.deploy.is_running(active)
+    ):
+        return {"deployment": active.id, "url": active.url, "reused": True}
+    done = stages.deploy.deploy(version.ref, endpoint=str(p["endpoint"]))
+    return {"deployment": done.id, "url": done.url, "version": version.ref, "reused": False}
+
+
 def monitor(stages: Stages, job: Job) -> dict[str, Any]:
     """A drift check of ``model`` over the last ``window`` of its prediction log (stored, and
     ``drift.detected`` when it drifted). Each run is its own check: nothing to reuse."""
     p = job.params
     _require(p, "model", job=job)
+    try:
+        stages.registry.get(str(p["model"]))
+    except NotFound:
+        # Nothing deployed under that name yet (a schedule can start before the first model).
+        return {"model": str(p["model"]), "status": "no such model yet"}
     check = stages.monitoring.drift(model=str(p["model"]), window=str(p.get("window", "1h")))
     report = check.report
     return {
@@ -155,5 +179,6 @@ ACTIONS: dict[str, Action] = {
     "ingest": ingest,
     "note": note,
     "monitor": monitor,
+    "deploy": deploy,
     "fail": fail,
 }

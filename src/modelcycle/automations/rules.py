@@ -10,8 +10,10 @@ Declared in ``modelcycle.toml``::
     with = { data = "{subject_ref}", target = "default" }
     debounce = "6h"                          # optional: at most one job per rule per window
 
-``with`` values may use ``{field}`` placeholders from the event: any payload field, plus
-``subject``, ``subject_ref`` (the subject without its ``kind:`` prefix), ``action``, ``seq``.
+``where`` and ``with`` may use the event's fields: any payload field, plus ``subject``,
+``subject_ref`` (the subject without its ``kind:`` prefix: ``credit/3``, ``credit@2``),
+``subject_name`` (the name in it: ``credit``), ``action`` and ``seq``; ``with`` values use
+them as ``{field}`` placeholders.
 """
 
 from __future__ import annotations
@@ -101,9 +103,11 @@ class Rule:
 
 def _event_values(event: AuditEvent) -> dict[str, Any]:
     values: dict[str, Any] = dict(event.payload)
+    ref = event.subject.split(":", 1)[-1]
     values.update(
         subject=event.subject,
-        subject_ref=event.subject.split(":", 1)[-1],
+        subject_ref=ref,
+        subject_name=re.split(r"[/@]", ref, maxsplit=1)[0],
         action=event.action,
         seq=event.seq,
     )

@@ -12,12 +12,12 @@ import socket
 import threading
 import traceback
 from collections.abc import Callable, Mapping
-from contextlib import redirect_stderr, redirect_stdout
 
 from modelcycle.automations.actions import Action, Stages
 from modelcycle.automations.dispatch import Dispatcher
 from modelcycle.automations.queue import JobQueue
 from modelcycle.automations.schedules import Scheduler
+from modelcycle.capture import capture_output
 from modelcycle.entities import Job
 from modelcycle.errors import Conflict
 from modelcycle.store import caused_by
@@ -90,7 +90,7 @@ class Worker:
         renewer.start()
         out = io.StringIO()
         try:
-            with redirect_stdout(out), redirect_stderr(out), caused_by(job.id):
+            with capture_output(out), caused_by(job.id):
                 if action is None:
                     raise LookupError(f"no action {job.kind!r} in this worker")
                 result = action(self._stages, job)

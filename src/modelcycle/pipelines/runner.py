@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from modelcycle.audit import canonical_json, utc_timestamp
+from modelcycle.capture import capture_output
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
 from modelcycle.pipelines import _outputs
@@ -416,27 +417,6 @@ def _code_tag(code: Mapping[str, Any]) -> str | None:
     return f"{commit}+dirty" if code.get("dirty") else str(commit)
 
 
-class _Tee(io.TextIOBase):
-    """Writes to the captured log and passes everything on to the original stream."""
-
-    def __init__(self, log: IO[str], original: IO[str]) -> None:
-        self._log = log
-        self._original = original
-
-    def write(self, text: str) -> int:
-        self._log.write(text)
-        with contextlib.suppress(Exception):
-            self._original.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        with contextlib.suppress(Exception):
-            self._original.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-
 @contextlib.contextmanager
 def _capture(log: IO[str]) -> Iterator[None]:
     """Capture the step's stdout, stderr and log records (INFO and up) into ``log``."""
@@ -449,10 +429,9 @@ def _capture(log: IO[str]) -> Iterator[None]:
     if level > logging.INFO:
         root.setLevel(logging.INFO)
     try:
-        with (
-            contextlib.redirect_stdout(_Tee(log, sys.stdout)),
-            contextlib.redirect_stderr(_Tee(log, sys.stderr)),
-        ):
+        # This thread's output only (and still shown): a worker thread running a step must not
+        # capture what other threads print.
+        with capture_output(log, tee=True):
             yield
     finally:
         root.removeHandler(handler)

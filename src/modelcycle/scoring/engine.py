@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -58,6 +59,7 @@ class ScoreResult:
     predictions: np.ndarray | None
     probabilities: np.ndarray | None
     classes: list[Any] | None
+    inputs: pa.Table | None = None  # the validated request rows (for the prediction log)
 
 
 @dataclass(slots=True)
@@ -261,6 +263,8 @@ class ScoringEngine:
         max_rows_per_request: int = 10_000,
         native_threads: int | None = 1,
         predict_threads: int = 1,
+        canary: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+        shadow: Mapping[str, Sequence[tuple[int, float]]] | None = None,
     ) -> None:
         if not models:
             raise InvalidInput("give at least one model to serve", field="models")
@@ -278,6 +282,8 @@ class ScoringEngine:
         if native_threads is not None and native_threads < 1:
             raise InvalidInput(f"must be >= 1 or None, got {native_threads!r}", field="threads")
         self._sources = list(models)
+        self.canary = _check_split(canary, "canary", total=100.0)
+        self.shadow = _check_split(shadow, "shadow", total=None)
         self.max_batch_rows = max_batch_rows
         self.max_wait_ms = float(max_wait_ms)
         self.max_rows_per_request = max_rows_per_request
@@ -442,10 +448,101 @@ class ScoringEngine:
             predictions,
             probabilities,
             slot.signature.classes,
+            checked,
         )
 
     def stats(self) -> Mapping[tuple[str, int], SlotStats]:
         return {key: slot.stats for key, slot in self._slots.items()}
+
+    # -- traffic: canary split and shadow ----------------------------------------------------
+
+    def route(self, name: str, version: int | str | None = None) -> ModelSlot:
+        """The slot answering a request: ``version`` when given, else by the canary weights.
+
+        ``canary`` maps a name to ``[(version, percent), ...]``: each listed version answers
+        that share of the requests naming no version, the default version the rest.
+        """
+        if version not in (None, "") or name not in self.canary:
+            return self.get(name, version)
+        draw = random.random() * 100.0  # noqa: S311 - a traffic split, not a secret
+        for number, percent in self.canary[name]:
+            if draw < percent:
+                slot = self._slots.get((name, number))
+                if slot is not None and slot is not self._default.get(name):
+                    return slot
+                break
+            draw -= percent
+        return self.get(name)
+
+    def shadows(self, slot: ModelSlot) -> list[ModelSlot]:
+        """The versions that get a mirrored copy of a request ``slot`` answered (by share)."""
+        out: list[ModelSlot] = []
+        for number, percent in self.shadow.get(slot.name, ()):
+            if number == slot.version:
+                continue
+            if percent >= 100.0 or random.random() * 100.0 < percent:  # noqa: S311
+                shadow = self._slots.get((slot.name, number))
+                if shadow is not None:
+                    out.append(shadow)
+        return out
+
+    # -- hot swap ----------------------------------------------------------------------------
+
+    def swap_default(self, model: LoadedModel) -> ModelSlot:
+        """Make ``model`` the version answering its name, swapped in atomically.
+
+        The new slot is built and warmed up first (call this from a thread: it predicts once);
+        then one assignment publishes it. Requests already holding the old slot finish on it;
+        the old version stays addressable by number only if it is a canary or shadow version.
+        """
+        if not self._ready or self._executor is None:
+            raise NotReady("the engine is not loaded")
+        name, number = model.version.name, model.version.version
+        with self._lock:
+            existing = self._slots.get((name, number))
+            if existing is not None:
+                slot = existing
+            else:
+                slot = ModelSlot(
+                    model,
+                    self._executor,
+                    max_batch_rows=self.max_batch_rows,
+                    max_wait_ms=self.max_wait_ms,
+                )
+                self._executor.submit(_warm_up, model).result()
+            old = self._default.get(name)
+            keep = {v for v, _ in (*self.canary.get(name, ()), *self.shadow.get(name, ()))}
+            slots = dict(self._slots)
+            slots[(name, number)] = slot
+            if old is not None and old is not slot and old.version not in keep:
+                del slots[(name, old.version)]
+            default = dict(self._default)
+            default[name] = slot
+            # Readers look up one dict each; a request between the two sees either version.
+            self._slots = slots
+            self._default = default
+        return slot
+
+
+def _check_split(
+    split: Mapping[str, Sequence[tuple[int, float]]] | None, field: str, *, total: float | None
+) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for name, parts in (split or {}).items():
+        checked = []
+        for version, percent in parts:
+            if not 0.0 < float(percent) <= 100.0:
+                raise InvalidInput(
+                    f"{name}/{version}: the share must be within (0, 100] percent, got {percent}",
+                    field=field,
+                )
+            checked.append((int(version), float(percent)))
+        if total is not None and sum(p for _, p in checked) > total:
+            raise InvalidInput(
+                f"{name}: the canary shares add up to more than {total:g} percent", field=field
+            )
+        out[name] = checked
+    return out
 
 
 def _limit_native_threads(limit: int | None) -> None:

@@ -24,11 +24,14 @@ from typing import Any
 
 from modelcycle.errors import Conflict, InvalidInput
 from modelcycle.scoring.engine import ScoringEngine
-from modelcycle.scoring.server import DEFAULT_MAX_BODY_BYTES, create_app
+from modelcycle.scoring.server import DEFAULT_MAX_BODY_BYTES, Serving, create_app
 
 __all__ = ["bind_socket", "serve"]
 
 _log = logging.getLogger("modelcycle.scoring")
+
+# Builds one worker's engine, or a Serving (engine + prediction log, tokens, alias follower).
+EngineFactory = Callable[[], ScoringEngine | Serving]
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -50,7 +53,7 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
 
 
 def serve(
-    engine_factory: Callable[[], ScoringEngine],
+    engine_factory: EngineFactory,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -60,8 +63,9 @@ def serve(
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop).
 
-    ``engine_factory`` builds each worker's engine (called in the worker; with ``workers > 1``
-    it must be picklable, e.g. a module-level function or a ``functools.partial`` of one).
+    ``engine_factory`` builds each worker's engine or :class:`Serving` (called in the worker;
+    with ``workers > 1`` it must be picklable, e.g. a module-level function or a
+    ``functools.partial`` of one).
     """
     if not isinstance(workers, int) or workers < 1:
         raise InvalidInput(f"must be an integer >= 1, got {workers!r}", field="workers")
@@ -84,9 +88,7 @@ def serve(
         guard.close()
 
 
-def _run_worker(
-    engine_factory: Callable[[], ScoringEngine], sock: socket.socket, options: dict[str, Any]
-) -> int:
+def _run_worker(engine_factory: EngineFactory, sock: socket.socket, options: dict[str, Any]) -> int:
     import uvicorn
 
     engine = engine_factory()
@@ -143,7 +145,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _child(
-    engine_factory: Callable[[], ScoringEngine],
+    engine_factory: EngineFactory,
     host: str,
     port: int,
     options: dict[str, Any],
@@ -152,7 +154,7 @@ def _child(
 
 
 def _supervise(
-    engine_factory: Callable[[], ScoringEngine],
+    engine_factory: EngineFactory,
     host: str,
     port: int,
     workers: int,

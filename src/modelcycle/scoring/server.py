@@ -1,7 +1,10 @@
 """The HTTP face of a :class:`~modelcycle.scoring.engine.ScoringEngine` (Starlette, orjson).
 
 Routes: Open Inference Protocol v2 under ``/v2``, MLflow's ``/invocations`` (plus ``/ping``,
-``/health``, ``/version``), plain ``/predict``, and ``/metrics`` (Prometheus text). Every
+``/health``, ``/version``), plain ``/predict``, ``/feedback`` (ground truth), ``/admin/reload``
+(hot swap, tokens) and ``/metrics`` (Prometheus text). Given a :class:`Serving` rather than a
+bare engine, the app also logs predictions, checks API tokens (:func:`required_role` per
+route), routes canary/shadow traffic, follows aliases, and writes JSON access log lines. Every
 answer carries ``X-Request-ID`` (the caller's, when sane, else a new one); answers from a model
 carry ``X-Model-Version``. Errors are JSON ``{"error", "problems": [{"field", "problem"}]}``
 with the status from :func:`modelcycle.errors.http_status_for`; nothing a client sends can
@@ -13,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -24,16 +29,30 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelcycle._version import __version__
-from modelcycle.errors import InvalidInput, ModelcycleError, http_status_for
+from modelcycle.audit import utc_timestamp
+from modelcycle.errors import (
+    Forbidden,
+    InvalidInput,
+    ModelcycleError,
+    NotFound,
+    Unauthorized,
+    http_status_for,
+)
 from modelcycle.registry import SignatureMismatch
 from modelcycle.scoring._metrics import Metrics
-from modelcycle.scoring.engine import ModelSlot, ScoringEngine
+from modelcycle.scoring.engine import ModelSlot, ScoreResult, ScoringEngine
+from modelcycle.scoring.feedback import parse_feedback, store_feedback
+from modelcycle.scoring.prediction_log import LogRecord, PredictionLog
 from modelcycle.scoring.protocols import mlflow, plain, v2
 from modelcycle.scoring.protocols._tabular import RequestInvalid
+from modelcycle.scoring.swap import AliasFollower
+from modelcycle.store import MetadataStore
+from modelcycle.store.tokens import TokenCheck
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "Serving", "create_app", "required_role"]
 
 _log = logging.getLogger("modelcycle.scoring")
 
@@ -41,6 +60,46 @@ DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _TRUE = {"1", "true", "yes", "on"}
 _MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+
+
+@dataclass
+class Serving:
+    """An engine and what a full server wires around it (every part optional).
+
+    ``prediction_log``: where scored rows go (started and drained with the app).
+    ``metadata``: the workspace database, for ``/feedback``.
+    ``tokens``: returns the active API tokens; called at start (a failure stops the start:
+    the server fails closed) and on ``/admin/reload``.
+    ``follower``: aliases to follow, checked every ``poll_seconds`` (0: only on reload);
+    the tokens are re-read as often.
+    ``access_log``: one JSON line per request on stderr.
+    """
+
+    engine: ScoringEngine
+    prediction_log: PredictionLog | None = None
+    metadata: MetadataStore | None = None
+    tokens: Callable[[], TokenCheck] | None = None
+    follower: AliasFollower | None = None
+    poll_seconds: float = 5.0
+    access_log: bool = False
+
+
+_PUBLIC = ("/v2/health/live", "/v2/health/ready", "/ping", "/health")
+
+
+def required_role(path: str) -> str | None:
+    """The least role a route needs when the workspace has tokens (None: open to all)."""
+    if path in _PUBLIC:
+        return None
+    if path.startswith("/admin/") or path == "/admin":
+        return "operator"
+    if (
+        path in ("/invocations", "/predict", "/feedback")
+        or path.startswith("/predict/")
+        or (path.startswith("/v2/models/") and path.endswith("/infer"))
+    ):
+        return "scorer"
+    return "reader"
 
 
 class HttpProblem(Exception):
@@ -54,7 +113,7 @@ class HttpProblem(Exception):
 
 
 def create_app(
-    engine: ScoringEngine,
+    served: ScoringEngine | Serving,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     load_on_startup: bool = True,
@@ -68,18 +127,34 @@ def create_app(
     """
     if max_body_bytes < 1:
         raise InvalidInput(f"must be >= 1, got {max_body_bytes}", field="max_body_bytes")
-    api = _ScoringApi(engine, max_body_bytes)
+    serving = served if isinstance(served, Serving) else Serving(served)
+    engine = serving.engine
+    api = _ScoringApi(serving, max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
+        task = poll = None
+        if serving.tokens is not None:
+            # Before the first request is read: a server that cannot load its tokens does not
+            # start, rather than start open.
+            api.token_check = await asyncio.to_thread(serving.tokens)
+        if serving.prediction_log is not None:
+            serving.prediction_log.start()
         if load_on_startup and not engine.ready:
             task = asyncio.create_task(_load(engine, on_load_error))
+        if (serving.follower or serving.tokens) is not None and serving.poll_seconds > 0:
+            poll = asyncio.create_task(_poll(api, serving.poll_seconds))
         try:
             yield
         finally:
-            if task is not None and not task.done():
-                task.cancel()
+            for t in (task, poll):
+                if t is not None and not t.done():
+                    t.cancel()
+            # uvicorn has finished the in-flight requests; their shadow copies finish now,
+            # then the log drains: every row answered is written (or spilled).
+            await api.finish_shadows()
+            if serving.prediction_log is not None:
+                await asyncio.to_thread(serving.prediction_log.close)
             if load_on_startup:
                 await asyncio.to_thread(engine.close)
 
@@ -100,8 +175,106 @@ def create_app(
         Route("/predict", api.predict, methods=["POST"]),
         Route("/predict/{name}", api.predict, methods=["POST"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/feedback", api.feedback, methods=["POST"]),
+        Route("/admin/reload", api.reload, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(_Gate, api=api)
+    return app
+
+
+async def _poll(api: _ScoringApi, every: float) -> None:
+    """Every ``every`` seconds: swap in versions whose alias moved, re-read the tokens (so a
+    revocation reaches every worker, not only the one that answered ``/admin/reload``)."""
+    follower, tokens = api.serving.follower, api.serving.tokens
+    while True:
+        await asyncio.sleep(every)
+        if follower is not None and api.engine.ready:
+            try:
+                await asyncio.to_thread(follower.check)
+            except Exception as exc:
+                follower.failures += 1
+                _log.warning("checking the followed aliases failed: %s", exc)
+        if tokens is not None:
+            try:
+                api.token_check = await asyncio.to_thread(tokens)
+            except Exception as exc:  # keep the tokens we have; try again next time
+                _log.warning("re-reading the API tokens failed: %s", exc)
+
+
+class _Gate:
+    """Token checks before the routes, and one JSON access log line after each request."""
+
+    def __init__(self, app: ASGIApp, api: _ScoringApi) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        seen: dict[str, Any] = {"status": 500}
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                seen["headers"] = message.get("headers", [])
+            await send(message)
+
+        check = self.api.token_check
+        needed = required_role(scope["path"]) if check is not None and check.enabled else None
+        denied: ModelcycleError | None = None
+        if needed is not None and check is not None:
+            header = _header(scope, b"authorization")
+            try:
+                check.authorize(header, needed)
+            except (Unauthorized, Forbidden) as exc:
+                denied = exc
+        if denied is not None:
+            rid = _valid_rid(_header(scope, b"x-request-id"))
+            status = http_status_for(denied)
+            headers = {"X-Request-ID": rid}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="modelcycle"'
+            response = Response(
+                orjson.dumps(
+                    _error(str(denied), [{"field": "authorization", "problem": str(denied)}])
+                ),
+                status_code=status,
+                media_type="application/json",
+                headers=headers,
+            )
+            await response(scope, receive, watch)
+        else:
+            await self.app(scope, receive, watch)
+        if self.api.serving.access_log:
+            _access_line(scope, seen, time.perf_counter() - started)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _access_line(scope: Scope, seen: dict[str, Any], seconds: float) -> None:
+    headers = {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+               for k, v in seen.get("headers", [])}  # fmt: skip
+    version = headers.get("x-model-version")
+    line = {
+        "at": utc_timestamp(),
+        "request_id": headers.get("x-request-id"),
+        "method": scope.get("method"),
+        "route": scope.get("path"),
+        "status": seen["status"],
+        "latency_ms": round(seconds * 1000.0, 3),
+        "model": headers.get("x-model-name"),
+        "model_version": int(version) if version and version.isdigit() else None,
+    }
+    sys.stderr.write(orjson.dumps(line).decode() + "\n")
+    sys.stderr.flush()
 
 
 async def _load(engine: ScoringEngine, on_error: Callable[[BaseException], None] | None) -> None:
@@ -121,10 +294,15 @@ Handler = Callable[[Request, str], Awaitable[tuple[Any, ModelSlot | None]]]
 
 
 class _ScoringApi:
-    def __init__(self, engine: ScoringEngine, max_body_bytes: int) -> None:
-        self.engine = engine
+    def __init__(self, serving: Serving, max_body_bytes: int) -> None:
+        self.serving = serving
+        self.engine = serving.engine
+        self.log = serving.prediction_log
         self.max_body_bytes = max_body_bytes
         self.counters = Metrics()
+        self.token_check: TokenCheck | None = None
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self.shadow_failures = 0
 
     # -- health and metadata ----------------------------------------------------------------
 
@@ -163,17 +341,115 @@ class _ScoringApi:
 
     async def metrics(self, request: Request) -> Response:
         text = self.counters.render(self.engine)
+        if self.log is not None:
+            text += self.log.render_metrics()
+        text += (
+            "# HELP modelcycle_shadow_failures_total Shadow predictions that failed.\n"
+            "# TYPE modelcycle_shadow_failures_total counter\n"
+            f"modelcycle_shadow_failures_total {self.shadow_failures}\n"
+        )
+        if self.serving.follower is not None:
+            text += (
+                "# HELP modelcycle_hot_swaps_total Versions swapped in after an alias moved.\n"
+                "# TYPE modelcycle_hot_swaps_total counter\n"
+                f"modelcycle_hot_swaps_total {self.serving.follower.swaps}\n"
+            )
         return Response(text, media_type="text/plain; version=0.0.4")
+
+    # -- feedback and admin -----------------------------------------------------------------
+
+    async def feedback(self, request: Request) -> Response:
+        async def work(request: Request, rid: str) -> tuple[Any, ModelSlot | None]:
+            meta = self.serving.metadata
+            if meta is None:
+                raise NotFound("this server has no workspace database to store feedback in")
+            items = parse_feedback(await self._json_body(request))
+            recent = self.log.recent_model if self.log is not None else None
+            result = await asyncio.to_thread(store_feedback, meta, items, recent_model=recent)
+            return result.as_dict(), None
+
+        return await self._call(request, "feedback", work)
+
+    async def reload(self, request: Request) -> Response:
+        async def work(request: Request, rid: str) -> tuple[Any, ModelSlot | None]:
+            swapped: list[dict[str, Any]] = []
+            if self.serving.follower is not None:
+                reports = await asyncio.to_thread(self.serving.follower.check)
+                swapped = [
+                    {"model": r.name, "ref": r.ref, "from": r.old_version, "to": r.new_version}
+                    for r in reports
+                ]
+            tokens = None
+            if self.serving.tokens is not None:
+                self.token_check = await asyncio.to_thread(self.serving.tokens)
+                tokens = len(self.token_check)
+            served = [f"{s.name}/{s.version}" for s in self.engine.slots()]
+            return {"swapped": swapped, "served": served, "active_tokens": tokens}, None
+
+        return await self._call(request, "admin", work)
+
+    # -- logging and shadow -----------------------------------------------------------------
+
+    async def _score(
+        self,
+        request: Request,
+        slot: ModelSlot,
+        table: Any,
+        rid: str,
+        *,
+        predict: bool = True,
+        proba: bool = False,
+        mirror: bool = True,
+    ) -> ScoreResult:
+        """Score on ``slot``; log the answer (sampled) and mirror it to any shadow version."""
+        result = await self.engine.score_slot(slot, table, predict=predict, proba=proba)
+        log = self.log
+        if log is None or result.inputs is None or not log.sampled():
+            return result
+        started = request.scope.get("modelcycle.started")
+        latency = (time.perf_counter() - started) * 1000.0 if started is not None else None
+        at = utc_timestamp()
+        log.submit(_record(result, rid, latency, at, shadow=False))
+        if mirror:
+            for shadow in self.engine.shadows(slot):
+                task = asyncio.create_task(self._shadow(shadow, result.inputs, rid, predict, proba))
+                self._shadow_tasks.add(task)
+                task.add_done_callback(self._shadow_tasks.discard)
+        return result
+
+    async def _shadow(
+        self, slot: ModelSlot, table: Any, rid: str, predict: bool, proba: bool
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            result = await self.engine.score_slot(slot, table, predict=predict, proba=proba)
+        except Exception as exc:
+            self.shadow_failures += 1
+            _log.warning("shadow %s/%s failed on request %s: %s", slot.name, slot.version, rid, exc)
+            return
+        if self.log is not None:
+            latency = (time.perf_counter() - started) * 1000.0
+            self.log.submit(_record(result, rid, latency, utc_timestamp(), shadow=True))
+
+    async def finish_shadows(self) -> None:
+        if self._shadow_tasks:
+            await asyncio.gather(*list(self._shadow_tasks), return_exceptions=True)
 
     # -- scoring ----------------------------------------------------------------------------
 
     async def v2_infer(self, request: Request) -> Response:
         async def work(request: Request, rid: str) -> tuple[Any, ModelSlot | None]:
-            slot = self._slot(request)
+            slot = self._routed(request)
             body = await self._json_body(request)
             decoded = v2.decode_infer(body, slot.signature, proba_default=_flag(request))
-            result = await self.engine.score_slot(
-                slot, decoded.table, predict=decoded.predict, proba=decoded.proba
+            result = await self._score(
+                request,
+                slot,
+                decoded.table,
+                rid,
+                predict=decoded.predict,
+                proba=decoded.proba,
+                mirror="version" not in request.path_params,
             )
             return v2.encode_infer(result, decoded.id or rid), slot
 
@@ -191,7 +467,8 @@ class _ScoringApi:
                         field="model",
                     )
                 name = names[0] if names else ""
-            slot = self.engine.get(name, request.query_params.get("version"))
+            version = request.query_params.get("version")
+            slot = self.engine.route(name, version)
             proba = _flag(request)
             kind = _content_type(request)
             if kind == "text/csv":
@@ -208,8 +485,14 @@ class _ScoringApi:
                     "content-type",
                     f"{kind!r} is not supported; use application/json or text/csv",
                 )
-            result = await self.engine.score_slot(
-                slot, decoded.table, predict=not decoded.proba, proba=decoded.proba
+            result = await self._score(
+                request,
+                slot,
+                decoded.table,
+                rid,
+                predict=not decoded.proba,
+                proba=decoded.proba,
+                mirror=version is None,
             )
             return mlflow.encode(result), slot
 
@@ -227,12 +510,15 @@ class _ScoringApi:
                         field="model",
                     )
                 name = names[0] if names else ""
-            slot = self.engine.get(name, request.query_params.get("version"))
+            version = request.query_params.get("version")
+            slot = self.engine.route(name, version)
             body = await self._json_body(request)
             decoded = plain.decode(
                 body, order=slot.signature.input_names, proba_default=_flag(request)
             )
-            result = await self.engine.score_slot(slot, decoded.table, proba=decoded.proba)
+            result = await self._score(
+                request, slot, decoded.table, rid, proba=decoded.proba, mirror=version is None
+            )
             return plain.encode(result), slot
 
         return await self._call(request, "plain", work)
@@ -242,8 +528,12 @@ class _ScoringApi:
     def _slot(self, request: Request) -> ModelSlot:
         return self.engine.get(request.path_params["name"], request.path_params.get("version"))
 
+    def _routed(self, request: Request) -> ModelSlot:
+        return self.engine.route(request.path_params["name"], request.path_params.get("version"))
+
     async def _call(self, request: Request, protocol: str, work: Handler) -> Response:
         started = time.perf_counter()
+        request.scope["modelcycle.started"] = started
         rid = _request_id(request)
         slot: ModelSlot | None = None
         try:
@@ -334,10 +624,31 @@ def _flag(request: Request) -> bool:
 
 
 def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+    return _valid_rid(request.headers.get("x-request-id"))
+
+
+def _valid_rid(given: str | None) -> str:
     if given and _REQUEST_ID.match(given):
         return given
     return uuid.uuid4().hex
+
+
+def _record(
+    result: ScoreResult, rid: str, latency: float | None, at: str, *, shadow: bool
+) -> LogRecord:
+    assert result.inputs is not None
+    return LogRecord(
+        request_id=rid,
+        model_name=result.model_name,
+        model_version=result.model_version,
+        inputs=result.inputs,
+        predictions=result.predictions,
+        probabilities=result.probabilities,
+        classes=result.classes,
+        latency_ms=latency,
+        at=at,
+        shadow=shadow,
+    )
 
 
 def _problems(exc: ModelcycleError) -> list[dict[str, str]]:

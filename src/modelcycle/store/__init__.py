@@ -3,7 +3,13 @@
 from modelcycle.store import tables
 from modelcycle.store.artifacts import ArtifactStore, Upload, check_digest, open_artifact_store
 from modelcycle.store.audit_trail import AuditFilter, AuditTrail
-from modelcycle.store.metadata import MetadataStore, WriteTx, normalize_db_url, redact_db_url
+from modelcycle.store.metadata import (
+    MetadataStore,
+    WriteTx,
+    caused_by,
+    normalize_db_url,
+    redact_db_url,
+)
 from modelcycle.store.schema import SCHEMA_HEAD, SchemaStatus
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "SchemaStatus",
     "Upload",
     "WriteTx",
+    "caused_by",
     "check_digest",
     "normalize_db_url",
     "open_artifact_store",

@@ -28,7 +28,8 @@ class AuditFilter:
     subject: str | None = None
     action: str | None = None
     since: str | None = None  # ISO 8601 UTC text, compared with the events' fixed-width stamps
-    limit: int | None = None
+    limit: int | None = None  # the newest N, or with after_seq the first N after it
+    after_seq: int | None = None  # only events after this sequence number (a reader's cursor)
 
 
 class AuditTrail:
@@ -40,7 +41,8 @@ class AuditTrail:
         self._actor = actor
 
     def events(self, where: AuditFilter | None = None) -> list[AuditEvent]:
-        """Events matching ``where``, oldest first (the newest ``limit`` when a limit is set)."""
+        """Events matching ``where``, oldest first (the newest ``limit`` when a limit is set,
+        or the first ``limit`` after ``after_seq``)."""
         where = where or AuditFilter()
         if where.limit is not None and where.limit < 1:
             raise InvalidInput("must be at least 1", field="limit")
@@ -52,7 +54,11 @@ class AuditTrail:
             query = query.where(t.c.action == where.action)
         if where.since is not None:
             query = query.where(t.c.at >= where.since)
-        if where.limit is not None:
+        if where.after_seq is not None:
+            query = query.where(t.c.seq > where.after_seq).order_by(t.c.seq)
+            if where.limit is not None:
+                query = query.limit(where.limit)
+        elif where.limit is not None:
             query = query.order_by(t.c.seq.desc()).limit(where.limit)
         with self._meta.read() as conn:
             rows = conn.execute(query).all()

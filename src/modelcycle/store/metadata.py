@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from modelcycle.errors import Conflict, InvalidInput, NotReady
 from modelcycle.store import tables
 from modelcycle.store.schema import check_schema, upgrade_schema
 
-__all__ = ["MetadataStore", "WriteTx", "normalize_db_url", "redact_db_url"]
+__all__ = ["MetadataStore", "WriteTx", "caused_by", "normalize_db_url", "redact_db_url"]
 
 _LOCK_HEAD = (
     select(tables.audit_head.c.seq, tables.audit_head.c.hash)
@@ -51,6 +52,21 @@ _LOCK_HEAD = (
     .with_for_update()
 )
 _VALID_SCHEMES = ("sqlite:///PATH", "postgresql+psycopg://USER@HOST:PORT/DB")
+
+
+# The job whose action is running in this context, if any: every event written meanwhile
+# names it, so the audit trail can answer "what caused this?" as a chain of jobs and events.
+_CAUSED_BY: ContextVar[str | None] = ContextVar("modelcycle_caused_by", default=None)
+
+
+@contextmanager
+def caused_by(job_id: str) -> Iterator[None]:
+    """Mark every audit event written inside the block as caused by ``job:JOB_ID``."""
+    token = _CAUSED_BY.set(f"job:{job_id}")
+    try:
+        yield
+    finally:
+        _CAUSED_BY.reset(token)
 
 
 def normalize_db_url(url: str) -> str:
@@ -190,7 +206,10 @@ class MetadataStore:
         row = conn.execute(_LOCK_HEAD).one()
         head = ChainHead(int(row.seq), str(row.hash))
         events: list[AuditEvent] = []
+        cause = _CAUSED_BY.get()
         for action, subject, payload in [(tx.action, tx.subject, tx.payload), *tx.extra]:
+            if cause is not None:
+                payload = {**payload, "caused_by": cause}
             ev = next_event(head, actor=actor, action=action, subject=subject, payload=payload)
             events.append(ev)
             head = ChainHead(ev.seq, ev.hash)
@@ -243,8 +262,10 @@ class MetadataStore:
             return 0
         try:
             with self._connect(write=True) as conn:
-                if timeout is not None and self.dialect == "sqlite":
-                    conn.exec_driver_sql(f"PRAGMA busy_timeout={max(1, int(timeout * 1000))}")
+                raw = conn.connection.driver_connection
+                if timeout is not None and self.dialect == "sqlite" and raw is not None:
+                    # On the driver's connection: SQLAlchemy would open a transaction for it.
+                    raw.execute(f"PRAGMA busy_timeout={max(1, int(timeout * 1000))}")
                 try:
                     with conn.begin():
                         if timeout is not None and self.dialect == "postgresql":
@@ -256,11 +277,13 @@ class MetadataStore:
                         if rows:
                             conn.execute(insert(table), list(rows))
                 finally:
-                    if timeout is not None and self.dialect == "sqlite":
-                        conn.exec_driver_sql("PRAGMA busy_timeout=60000")
+                    if timeout is not None and self.dialect == "sqlite" and raw is not None:
+                        raw.execute("PRAGMA busy_timeout=60000")
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, SAIntegrityError):
-                raise Conflict(f"rows for {table.name} clash with what is stored ({exc.orig})")
+                raise Conflict(
+                    f"rows for {table.name} clash with what is stored ({exc.orig})"
+                ) from exc
             raise NotReady(
                 f"cannot write to {table.name} in {redact_db_url(self.url)}: {exc.orig}"
             ) from exc

@@ -106,7 +106,11 @@ class TokenCheck:
             raise Unauthorized("expected Authorization: Bearer TOKEN")
         token_id = _token_id_of(token)
         known = self._tokens.get(token_id) if token_id else None
-        if known is None or not hmac.compare_digest(known[0], hash_token(token)):
+        if (
+            token_id is None
+            or known is None
+            or not hmac.compare_digest(known[0], hash_token(token))
+        ):
             raise Unauthorized("unknown or revoked token")
         return token_id, known[1]
 

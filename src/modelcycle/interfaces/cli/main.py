@@ -28,11 +28,17 @@ from modelcycle.errors import (
 from modelcycle.interfaces.cli import (
     artifacts_cmd,
     audit_cmd,
+    automations_cmd,
     data_cmd,
+    demo_cmd,
+    deploy_cmd,
     models_cmd,
     monitor_cmd,
     pipeline_cmd,
+    predictions_cmd,
+    score_cmd,
     serve_cmd,
+    tokens_cmd,
     workspace_cmd,
 )
 from modelcycle.interfaces.cli._context import console, err_console
@@ -87,6 +93,16 @@ app.command("train")(pipeline_cmd.train)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(monitor_cmd.app, name="monitor")
+app.command("worker")(automations_cmd.worker)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(automations_cmd.jobs_app, name="jobs")
+app.add_typer(automations_cmd.rules_app, name="rules")
+app.command("score")(score_cmd.score)
+app.add_typer(tokens_cmd.app, name="tokens")
+app.add_typer(predictions_cmd.app, name="predictions")
+app.command("bundle")(deploy_cmd.bundle)
+app.command("deploy")(deploy_cmd.deploy)
+app.add_typer(deploy_cmd.deployments_app, name="deployments")
 
 
 def exit_code_for(error: ModelcycleError) -> int:

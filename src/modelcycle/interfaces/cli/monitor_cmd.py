@@ -1,4 +1,4 @@
-"""``modelcycle monitor ...``: drift between a reference and current data."""
+"""``modelcycle monitor ...``: drift (files, data sets, a model's traffic), history, performance."""
 
 from __future__ import annotations
 
@@ -18,19 +18,34 @@ if TYPE_CHECKING:
 
     from modelcycle.monitoring import DriftReport
 
-app = typer.Typer(help="Production monitoring: data drift.", no_args_is_help=True)
+app = typer.Typer(
+    help="Production monitoring: data drift, history, performance.", no_args_is_help=True
+)
 
 _DATA_PREFIX = "data:"
 
 
 @app.command("drift")
 def drift(
-    reference: str = typer.Option(
-        ..., "--reference", "-r", help="A file (CSV, Parquet, JSON lines) or data:NAME[@VERSION]."
+    reference: str | None = typer.Option(
+        None, "--reference", "-r", help="A file (CSV, Parquet, JSON lines) or data:NAME[@VERSION]."
     ),
-    current: str = typer.Option(
-        ..., "--current", "-c", help="A file (CSV, Parquet, JSON lines) or data:NAME[@VERSION]."
+    current: str | None = typer.Option(
+        None, "--current", "-c", help="A file (CSV, Parquet, JSON lines) or data:NAME[@VERSION]."
     ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="NAME[@ALIAS|/VERSION]: its prediction log vs its training data.",
+    ),
+    window: str | None = typer.Option(
+        None, "--window", help="With --model: e.g. 1h, 1d (default 1d)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="With --model: window start (ISO or 2h)."
+    ),
+    until: str | None = typer.Option(None, "--until", help="With --model: window end."),
     columns: str | None = typer.Option(None, "--columns", help="Comma-separated columns."),
     method: str | None = typer.Option(None, "--method", help="One test for every column."),
     threshold: float | None = typer.Option(
@@ -40,6 +55,12 @@ def drift(
         None, "--drift-share", help="Share of drifted columns that makes the data set drifted."
     ),
     robust: bool = typer.Option(False, "--robust", help="Effect intervals + FDR correction."),
+    report_path: str | None = typer.Option(
+        None, "--report", help="Write an HTML report (or JSON, for a .json name)."
+    ),
+    save: bool = typer.Option(
+        False, "--save", help="Store the result in the workspace (always done with --model)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     fail_on_drift: bool = typer.Option(
         False, "--fail-on-drift", help="Exit 1 when the data set drifted."
@@ -47,10 +68,17 @@ def drift(
 ) -> None:
     """Compare current data with a reference, column by column."""
     # Imported here: numpy, scipy and pyarrow cost a second, and only this command needs them.
-    from modelcycle.monitoring import DriftPolicy, compute_drift
+    from modelcycle.monitoring import DriftCheck, DriftPolicy, compute_drift, write_report
 
     if threshold is not None and method is None:
         raise InvalidInput("needs --method: which test's threshold to set", field="--threshold")
+    if model is None and (reference is None or current is None):
+        raise InvalidInput(
+            "needs --reference and --current, or --model",
+            field="--current" if reference else "--reference",
+        )
+    if model is None and (window or since or until):
+        raise InvalidInput("--window/--since/--until need --model", field="--window")
     policy = DriftPolicy.from_config(
         _drift_config(),
         method=method,
@@ -58,22 +86,150 @@ def drift(
         drift_share=drift_share,
         robust=robust or None,
     )
-    ref_table = _load(reference, "--reference")
-    cur_table = _load(current, "--current")
-    report = compute_drift(
-        ref_table,
-        cur_table,
-        columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-        policy=policy,
-        reference_name=reference,
-        current_name=current,
-    )
-    if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    if model is not None or save:
+        with open_workspace() as ws:
+            check = ws.monitoring.drift(
+                reference,
+                current,
+                model=model,
+                window=window,
+                since=since,
+                until=until,
+                columns=names,
+                policy=policy,
+                report=report_path,
+            )
     else:
-        _print(report)
-    if fail_on_drift and report.dataset_drift:
+        ref_table = _load(str(reference), "--reference")
+        cur_table = _load(str(current), "--current")
+        result = compute_drift(
+            ref_table,
+            cur_table,
+            columns=names,
+            policy=policy,
+            reference_name=str(reference),
+            current_name=str(current),
+        )
+        check = DriftCheck(report=result)
+        if report_path:
+            write_report(report_path, check, ref_table, cur_table)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                check.as_dict() if check.model or check.id else check.report.as_dict(), indent=2
+            )
+        )
+    else:
+        _print(check.report)
+        if check.prediction is not None:
+            p = check.prediction
+            state = (
+                "not enough data"
+                if p.status != "ok"
+                else ("[bold red]DRIFTED[/]" if p.dataset_drift else "[green]no drift[/]")
+            )
+            console.print(f"prediction drift ({escape(p.reference['name'])}): {state}")
+        for note in check.notes:
+            console.print(f"[dim]{escape(note)}[/]")
+        if check.id is not None:
+            console.print(
+                f"stored as check #{check.id}"
+                + ("; [bold red]drift.detected[/] recorded" if check.detected else "")
+            )
+        if report_path:
+            console.print(f"report: {escape(report_path)}")
+    if fail_on_drift and check.report.dataset_drift:
         raise typer.Exit(1)
+
+
+@app.command("history")
+def history(
+    model: str | None = typer.Option(None, "--model", "-m", help="Only this model's checks."),
+    since: str | None = typer.Option(None, "--since", help="e.g. 7d or an ISO time."),
+    limit: int = typer.Option(50, "--limit", help="The last N checks."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Stored drift checks over time, oldest first."""
+    with open_workspace() as ws:
+        records = ws.monitoring.history(model, since=since, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in records], indent=2))
+        return
+    table = Table("#", "at", "model", "window", "drift", "share", "drifted columns", "prediction")
+    for r in records:
+        window = (
+            f"{r.window_start or '...'} .. {r.window_end or ''}"
+            if r.window_start or r.window_end
+            else "-"
+        )
+        table.add_row(
+            str(r.id),
+            r.at[:19].replace("T", " "),
+            escape(f"{r.model_name}/{r.model_version}" if r.model_name else r.current),
+            escape(window),
+            "not enough data"
+            if r.status != "ok"
+            else ("[bold red]DRIFT[/]" if r.dataset_drift else "[green]ok[/]"),
+            f"{r.share_drifted:.2f}",
+            escape(", ".join(r.drifted_columns) or "-"),
+            "-"
+            if r.prediction_drift is None
+            else ("[red]drift[/]" if r.prediction_drift else "ok"),
+        )
+    console.print(table if records else "no stored drift checks")
+
+
+@app.command("performance")
+def performance(
+    model: str = typer.Option(..., "--model", "-m", help="NAME[@ALIAS|/VERSION]."),
+    window: str = typer.Option("1d", "--window", help="Window length, e.g. 1h, 1d."),
+    since: str | None = typer.Option(None, "--since", help="Windows from this time (ISO or 7d)."),
+    until: str | None = typer.Option(None, "--until", help="End of the last window."),
+    degradation: float | None = typer.Option(
+        None, "--degradation", help="Relative drop vs the holdout metric that alarms (0.05)."
+    ),
+    min_rows: int | None = typer.Option(None, "--min-rows", help="Labelled rows a window needs."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Metrics from ground truth per window, against the holdout metrics."""
+    with open_workspace() as ws:
+        result = ws.monitoring.performance(
+            model,
+            window=window,
+            since=since,
+            until=until,
+            degradation=degradation,
+            min_rows=min_rows,
+        )
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    names = sorted({k for w in result.windows for k in (*w.metrics, *w.baseline)})
+    table = Table("window", "predictions", "labelled", *names, "verdict")
+    for w in result.windows:
+        cells = []
+        for k in names:
+            value = w.metrics.get(k)
+            base = w.baseline.get(k)
+            text = "-" if value is None else f"{value:.3f}"
+            if base is not None:
+                text += f" ({base:.3f})"
+            cells.append(f"[red]{text}[/]" if k in w.degraded else text)
+        verdict = (
+            "not enough labels"
+            if w.status != "ok"
+            else ("[bold red]DEGRADED[/]" if w.degraded else "[green]ok[/]")
+        )
+        table.add_row(
+            f"{w.start[:16]} .. {w.end[:16]}", str(w.predictions), str(w.labelled), *cells, verdict
+        )
+    console.print(table)
+    console.print(
+        f"{escape(result.model)}: metric (holdout metric); degraded = worse by more than "
+        f"{result.degradation:.0%}"
+        + ("; [bold red]performance.degraded[/] recorded" if result.event_recorded else "")
+    )
 
 
 def _drift_config() -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""``modelcycle serve REF [REF ...]``: the real-time scoring server."""
+"""``modelcycle serve REF [REF ...]``: the real-time scoring server.
+
+Traffic options: ``--canary NAME/V=PCT`` sends PCT percent of the requests for NAME (those
+naming no version) to version V; ``--shadow NAME/V[=PCT]`` mirrors (PCT percent of) them to
+version V, whose answers are logged, never returned. A ``NAME@ALIAS`` ref is followed: every
+``--poll-seconds`` (and on ``POST /admin/reload``) the server swaps in the version the alias
+points at.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,14 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
+from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
+from modelcycle.settings import STATE_DIR
 from modelcycle.workspace import Workspace
 
 if TYPE_CHECKING:
-    from modelcycle.scoring import ScoringEngine
+    from modelcycle.registry import LoadedModel
+    from modelcycle.scoring import Serving
 
 
 def serve(
@@ -34,26 +44,62 @@ def serve(
         1, "--threads", min=1, help="Native (OpenMP/BLAS) threads per worker."
     ),
     trust: bool = typer.Option(False, "--trust", help="Load models that need trust (pickle)."),
+    canary: list[str] = typer.Option(
+        [], "--canary", help="NAME/VERSION=PERCENT: that share of NAME's requests (repeatable)."
+    ),
+    shadow: list[str] = typer.Option(
+        [], "--shadow", help="NAME/VERSION[=PERCENT]: mirror requests, log answers (repeatable)."
+    ),
+    log_sample: float = typer.Option(
+        1.0, "--log-sample", min=0.0, max=1.0, help="Share of requests in the prediction log."
+    ),
+    no_log: bool = typer.Option(False, "--no-log", help="Keep no prediction log."),
+    poll_seconds: float = typer.Option(
+        5.0, "--poll-seconds", min=0.0, help="How often to check followed aliases (0: never)."
+    ),
+    access_log: str = typer.Option("off", "--access-log", help="'json': one line per request."),
 ) -> None:
     """Serve models over HTTP: Open Inference Protocol v2, MLflow /invocations, /predict."""
     # Imported here, not at the top: the server stack costs a second every other command skips.
     from modelcycle.scoring import DEFAULT_MAX_BODY_BYTES
     from modelcycle.scoring import serve as run_server
 
+    if access_log not in ("off", "json"):
+        raise InvalidInput(f"expected 'json' or 'off', got {access_log!r}", field="--access-log")
+    canaries = [_split_ref(v, "--canary", default=None) for v in canary]
+    shadows = [_split_ref(v, "--shadow", default=100.0) for v in shadow]
     with open_workspace() as ws:
         # Resolve aliases once, here: every worker then serves the same versions.
-        versions = [ws.registry.get(ref).ref for ref in refs]
+        resolved = [ws.registry.get(ref) for ref in refs]
+        versions = [mv.ref for mv in resolved]
+        follows = [(mv.name, ref) for mv, ref in zip(resolved, refs, strict=True) if "@" in ref]
+        names = {mv.name for mv in resolved}
+        extra = []
+        for option, parts in (("--canary", canaries), ("--shadow", shadows)):
+            for ref, _ in parts:
+                mv = ws.registry.get(ref)
+                if mv.name not in names:
+                    raise InvalidInput(
+                        f"{ref}: {mv.name!r} is not among the models served", field=option
+                    )
+                extra.append(mv.ref)
         root = ws.root
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     factory = functools.partial(
-        _engine,
+        _serving,
         root,
-        versions,
+        versions + extra,
         trust=trust,
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_rows=max_rows,
         threads=threads,
+        canary=_by_name(canaries),
+        shadow=_by_name(shadows),
+        follows=follows,
+        log_sample=None if no_log else log_sample,
+        poll_seconds=poll_seconds,
+        access_log=access_log == "json",
     )
     console.print(
         f"Serving {escape(', '.join(versions))} on http://{escape(host)}:{port} "
@@ -70,7 +116,33 @@ def serve(
     raise typer.Exit(code)
 
 
-def _engine(
+def _split_ref(value: str, option: str, *, default: float | None) -> tuple[str, float]:
+    """``NAME/VERSION=PERCENT`` (``=PERCENT`` optional when ``default`` is given)."""
+    ref, sep, share = value.rpartition("=") if "=" in value else (value, "", "")
+    if not sep:
+        if default is None:
+            raise InvalidInput(f"{value!r}: expected NAME/VERSION=PERCENT", field=option)
+        return value, default
+    try:
+        percent = float(share)
+    except ValueError:
+        raise InvalidInput(f"{value!r}: {share!r} is not a percentage", field=option) from None
+    if not 0 < percent <= 100:
+        raise InvalidInput(f"{value!r}: the share must be within (0, 100]", field=option)
+    if "/" not in ref:
+        raise InvalidInput(f"{value!r}: name a version, e.g. credit/3={share}", field=option)
+    return ref, percent
+
+
+def _by_name(parts: list[tuple[str, float]]) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for ref, percent in parts:
+        name, _, version = ref.partition("/")
+        out.setdefault(name, []).append((int(version), percent))
+    return out
+
+
+def _serving(
     root: Path,
     refs: list[str],
     *,
@@ -79,16 +151,65 @@ def _engine(
     max_wait_ms: float,
     max_rows: int,
     threads: int,
-) -> ScoringEngine:
-    """Each worker's engine; the models load (hash-checked by the registry) in ``load()``."""
-    from modelcycle.scoring import ScoringEngine
+    canary: dict[str, list[tuple[int, float]]],
+    shadow: dict[str, list[tuple[int, float]]],
+    follows: list[tuple[str, str]],
+    log_sample: float | None,
+    poll_seconds: float,
+    access_log: bool,
+) -> Serving:
+    """Each worker's engine and what goes around it; the models load in ``engine.load()``."""
+    from modelcycle.scoring import (
+        AliasFollower,
+        FollowedAlias,
+        PredictionLog,
+        ScoringEngine,
+        Serving,
+    )
+    from modelcycle.store.tokens import TokenStore
 
     ws = Workspace(root)
     loaders = [functools.partial(ws.registry.load, ref, trust=trust) for ref in refs]
-    return ScoringEngine(
+    engine = ScoringEngine(
         loaders,
         max_batch_rows=max_batch,
         max_wait_ms=max_wait_ms,
         max_rows_per_request=max_rows,
         native_threads=threads,
+        canary=canary,
+        shadow=shadow,
     )
+    follower = None
+    if follows:
+        follower = AliasFollower(
+            engine,
+            [
+                FollowedAlias(
+                    name,
+                    ref,
+                    resolve=functools.partial(_alias_version, ws, ref),
+                    load=functools.partial(_load_version, ws, name, trust),
+                )
+                for name, ref in follows
+            ],
+        )
+    log = None
+    if log_sample is not None:
+        log = PredictionLog(ws.metadata, root / STATE_DIR / "spill", sample=log_sample)
+    return Serving(
+        engine,
+        prediction_log=log,
+        metadata=ws.metadata,
+        tokens=lambda: TokenStore(ws.metadata, ws.actor).snapshot(),
+        follower=follower,
+        poll_seconds=poll_seconds,
+        access_log=access_log,
+    )
+
+
+def _alias_version(ws: Workspace, ref: str) -> int:
+    return ws.registry.get(ref).version
+
+
+def _load_version(ws: Workspace, name: str, trust: bool, version: int) -> LoadedModel:
+    return ws.registry.load(f"{name}/{version}", trust=trust)

@@ -1,0 +1,229 @@
+"""The bundle's build and run descriptions: Containerfile and Kubernetes/KServe manifests.
+
+Pure functions of the manifest: the same manifest gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["CONTAINER_PORT", "containerfile", "image_name", "kubernetes_manifests"]
+
+CONTAINER_PORT = 8080
+_UID = 10001
+
+
+def image_name(manifest: dict[str, Any]) -> str:
+    """``modelcycle/NAME:vVERSION``, the tag the manifests refer to."""
+    model = manifest["model"]
+    return f"localhost/modelcycle/{_dns(model['name'])}:v{model['version']}"
+
+
+def _dns(name: str) -> str:
+    """A name Kubernetes accepts (RFC 1123 label: lower case, digits, '-')."""
+    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return (label or "model")[:50]
+
+
+def labels(manifest: dict[str, Any]) -> dict[str, str]:
+    """OCI annotation keys plus modelcycle's own, all from the manifest."""
+    model = manifest["model"]
+    lineage = manifest["lineage"]
+    out = {
+        "org.opencontainers.image.title": f"{model['name']} scoring server",
+        "org.opencontainers.image.description": (
+            f"modelcycle bundle of {model['name']}/{model['version']} ({model['flavor']})"
+        ),
+        "org.opencontainers.image.version": str(model["version"]),
+        "org.opencontainers.image.created": model["created_at"],
+        "org.opencontainers.image.vendor": "modelcycle",
+        "org.opencontainers.image.ref.name": image_name(manifest),
+        "io.modelcycle.model.name": model["name"],
+        "io.modelcycle.model.version": str(model["version"]),
+        "io.modelcycle.model.flavor": model["flavor"],
+        "io.modelcycle.model.sha256": model["sha256"],
+        "io.modelcycle.run.id": lineage["run_id"] or "",
+        "io.modelcycle.datasets": ",".join(lineage["datasets"]),
+        "io.modelcycle.code.version": lineage["code_version"] or "",
+        "io.modelcycle.version": manifest["modelcycle"]["version"],
+    }
+    if lineage["code_version"]:
+        out["org.opencontainers.image.revision"] = lineage["code_version"]
+    return out
+
+
+def containerfile(manifest: dict[str, Any], *, require_hashes: bool) -> str:
+    """A two-stage build: wheels installed into a venv in the first stage (binary wheels only,
+    no compiler needed or shipped), copied into a clean final stage that runs as a non-root
+    user."""
+    label_lines = " \\\n      ".join(
+        f"{key}={json.dumps(value)}" for key, value in sorted(labels(manifest).items())
+    )
+    pip_flags = "--no-cache-dir --no-deps --only-binary=:all:"
+    if require_hashes:
+        pip_flags += " --require-hashes"
+    ready = "/v2/health/ready"
+    probe = (
+        "import sys,urllib.request;"
+        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{ready}',"
+        "timeout=3).status==200 else 1)"
+    )
+    return f"""\
+# syntax=docker/dockerfile:1
+# Scoring image for {manifest["model"]["name"]}/{manifest["model"]["version"]}, made by
+# `modelcycle bundle`.
+# Any base with python3 (>= 3.11) and its venv module works, e.g. a Debian minbase made with
+# debootstrap (see docs/deploy.md) or python:3.11-slim.
+ARG BASE_IMAGE=localhost/modelcycle-base:latest
+
+FROM ${{BASE_IMAGE}} AS build
+RUN python3 -m venv /opt/venv
+COPY requirements.lock /tmp/requirements.lock
+RUN /opt/venv/bin/pip install {pip_flags} -r /tmp/requirements.lock \\
+    && find /opt/venv -name __pycache__ -prune -exec rm -rf {{}} +
+
+FROM ${{BASE_IMAGE}}
+COPY --from=build /opt/venv /opt/venv
+COPY . /opt/bundle
+RUN rm -rf /opt/bundle/kubernetes /opt/bundle/Containerfile
+ENV PATH=/opt/venv/bin:$PATH \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1
+LABEL {label_lines}
+USER {_UID}:{_UID}
+WORKDIR /opt/bundle
+EXPOSE {CONTAINER_PORT}
+HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \\
+  CMD ["python3", "-c", "{probe}"]
+STOPSIGNAL SIGTERM
+CMD ["python3", "/opt/bundle/serve.py", "--host", "0.0.0.0", "--port", "{CONTAINER_PORT}"]
+"""
+
+
+def kubernetes_manifests(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """File name -> object: Deployment, Service, KServe ServingRuntime + InferenceService."""
+    model = manifest["model"]
+    app = _dns(f"{model['name']}-v{model['version']}")
+    base = _dns(model["name"])
+    image = image_name(manifest)
+    meta_labels = {
+        "app.kubernetes.io/name": base,
+        "app.kubernetes.io/instance": app,
+        "app.kubernetes.io/version": str(model["version"]),
+        "app.kubernetes.io/managed-by": "modelcycle",
+    }
+    annotations = {
+        "io.modelcycle/model": f"{model['name']}/{model['version']}",
+        "io.modelcycle/model-sha256": model["sha256"],
+        "io.modelcycle/run-id": manifest["lineage"]["run_id"] or "",
+        "io.modelcycle/datasets": ",".join(manifest["lineage"]["datasets"]),
+    }
+    probes: dict[str, dict[str, Any]] = {
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": "http"},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/v2/health/live", "port": "http"},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+    }
+    resources = {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": _UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    # Inside a pod the server must listen on the pod's address, not only on loopback.
+    command = ["python3", "/opt/bundle/serve.py", "--host", "0.0.0.0", "--port"]  # noqa: S104
+    container = {
+        "name": "scoring",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [*command, str(CONTAINER_PORT)],
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        **probes,
+        "resources": resources,
+        "securityContext": security,
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app, "labels": meta_labels, "annotations": annotations},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": app}},
+            "template": {
+                "metadata": {"labels": meta_labels, "annotations": annotations},
+                "spec": {"containers": [container], "terminationGracePeriodSeconds": 30},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": app, "labels": meta_labels},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/instance": app},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    runtime_name = f"modelcycle-{app}"
+    # KServe names no container port "http": its probes point at the number.
+    runtime_probes = {
+        key: {**probe, "httpGet": {**probe["httpGet"], "port": CONTAINER_PORT}}
+        for key, probe in probes.items()
+    }
+    serving_runtime = {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "ServingRuntime",
+        "metadata": {"name": runtime_name, "labels": meta_labels},
+        "spec": {
+            "supportedModelFormats": [{"name": "modelcycle", "version": "1", "autoSelect": False}],
+            "protocolVersions": ["v2"],
+            "containers": [
+                {
+                    "name": "kserve-container",
+                    "image": image,
+                    "command": [*command, str(CONTAINER_PORT)],
+                    "ports": [{"containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+                    **runtime_probes,
+                    "resources": resources,
+                    "securityContext": security,
+                }
+            ],
+        },
+    }
+    inference_service = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": base, "labels": meta_labels, "annotations": annotations},
+        "spec": {
+            "predictor": {
+                "model": {
+                    "modelFormat": {"name": "modelcycle", "version": "1"},
+                    "protocolVersion": "v2",
+                    "runtime": runtime_name,
+                    "resources": resources,
+                }
+            }
+        },
+    }
+    return {
+        "deployment.yaml": deployment,
+        "service.yaml": service,
+        "servingruntime.yaml": serving_runtime,
+        "inferenceservice.yaml": inference_service,
+    }

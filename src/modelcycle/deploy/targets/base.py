@@ -1,0 +1,94 @@
+"""The one small interface every deployment target implements.
+
+A target starts a bundle's server somewhere, says whether it still runs, points an endpoint
+at it, stops it and shows its logs. Everything it needs to find an instance again (from
+another process, later) is in :class:`Instance`, which the deployment row stores as JSON.
+The rollout (:mod:`modelcycle.deploy.rollout`) orchestrates: readiness, smoke test, switch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from modelcycle.deploy.bundle import BundleInfo
+
+__all__ = ["Instance", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One running (or once running) server of a bundle."""
+
+    target: str
+    url: str
+    host: str
+    port: int
+    workdir: str
+    pid: int | None = None
+    log: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Instance:
+        return cls(
+            target=str(data["target"]),
+            url=str(data["url"]),
+            host=str(data["host"]),
+            port=int(data["port"]),
+            workdir=str(data["workdir"]),
+            pid=int(data["pid"]) if data.get("pid") is not None else None,
+            log=data.get("log"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+class Target(ABC):
+    """Where a bundle runs: ``local`` (processes), later ``container`` and ``kubernetes``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def start(
+        self,
+        bundle: BundleInfo,
+        *,
+        endpoint: str,
+        workdir: Path,
+        port: int | None,
+        trust: bool = False,
+    ) -> Instance:
+        """Start the bundle's server and return at once (readiness is the caller's to wait)."""
+
+    @abstractmethod
+    def is_running(self, instance: Instance) -> bool:
+        """Whether the instance's server still runs."""
+
+    @abstractmethod
+    def stop(self, instance: Instance, *, timeout: float = 10.0) -> bool:
+        """Stop the server (gracefully, then by force); False if it was not running."""
+
+    @abstractmethod
+    def activate(self, endpoint: str, instance: Instance, record: dict[str, Any]) -> None:
+        """Point ``endpoint`` at ``instance`` (its traffic goes there from now on)."""
+
+    @abstractmethod
+    def deactivate(self, endpoint: str) -> None:
+        """The endpoint points nowhere (after a stop)."""
+
+    def logs(self, instance: Instance, *, tail: int | None = None) -> str:
+        """The server's log text (the last ``tail`` lines), or '' when there is none."""
+        if not instance.log:
+            return ""
+        try:
+            text = Path(instance.log).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        if tail is not None:
+            text = "\n".join(text.splitlines()[-tail:]) + ("\n" if text else "")
+        return text

@@ -1,0 +1,24 @@
+"""``modelcycle demo``: the whole loop in a fresh workspace, narrated."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+
+from modelcycle.interfaces.cli._context import console
+
+
+def demo(
+    workspace: Path | None = typer.Option(
+        None, "--workspace", help="Where to create the demo workspace (default: a new temp dir)."
+    ),
+    rows: int = typer.Option(6000, "--rows", min=1000, help="Rows per month of data."),
+    every: str = typer.Option("5s", "--every", help="How often the drift check runs."),
+) -> None:
+    """Run the full loop: data -> train -> promote -> deploy -> traffic -> drift -> retrain."""
+    from modelcycle.interfaces.demo import run_demo
+
+    path = workspace or Path(tempfile.mkdtemp(prefix="modelcycle-demo-")) / "workspace"
+    run_demo(path, console, rows=rows, every=every)

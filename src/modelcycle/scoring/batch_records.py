@@ -1,0 +1,401 @@
+"""Batch jobs and their chunks in the metadata database; stale jobs found on read.
+
+Job rows change through audited writes: ``batch.started`` (created), ``batch.resumed``,
+``batch.finished`` and ``batch.failed``. Two writes here carry no audit event, as the
+pipeline heartbeat does not: the job's liveness stamp, and the commit of a chunk (its row in
+``batch_chunks`` plus the job's ``rows_out``/``heartbeat_at``). A chunk changes no asset of
+its own: it is progress inside the job whose start and end are audited, and an event per
+chunk (hundreds per job) would bury the trail. Each chunk row is written only after its part
+file is complete and renamed into place, so the rows are the job's exact-once ledger.
+
+A ``running`` job is stale when, on this host, its process is gone, or (any host) its
+heartbeat is older than ``stale_after`` seconds; it is then marked failed by whoever reads it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from modelcycle.audit import canonical_json, utc_timestamp
+from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.store import MetadataStore, tables
+
+__all__ = ["FAILED", "RUNNING", "SUCCEEDED", "BatchJob", "BatchRecords", "ChunkRow"]
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+_SHORTEST_PREFIX = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    chunk: int
+    rows: int
+    part: str
+    sha256: str
+    committed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """One batch scoring job as recorded; ``params`` holds everything a resume needs."""
+
+    id: str
+    model_name: str
+    model_version: int
+    input: str
+    output: str
+    engine: str
+    status: str
+    params: dict[str, Any]
+    rows_in: int
+    rows_out: int
+    chunks_total: int | None
+    error: str | None
+    hostname: str | None
+    pid: int | None
+    heartbeat_at: str | None
+    started_at: str
+    finished_at: str | None
+    created_by: str
+    chunks: tuple[ChunkRow, ...] = field(default=())
+
+    @property
+    def model_ref(self) -> str:
+        return f"{self.model_name}/{self.model_version}"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: getattr(self, k) for k in self.__slots__ if k != "chunks"}
+        data["chunks_done"] = len(self.chunks)
+        return data
+
+
+def hostname() -> str:
+    return socket.gethostname()[:200]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+class BatchRecords:
+    """The ``batch_jobs`` and ``batch_chunks`` tables of one workspace."""
+
+    def __init__(self, metadata: MetadataStore, actor: str, *, stale_after: float = 120.0) -> None:
+        self._meta = metadata
+        self._actor = actor
+        self.stale_after = stale_after
+
+    # -- audited writes ---------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        model_name: str,
+        model_version: int,
+        input: str,
+        output: str,
+        engine: str,
+        params: dict[str, Any],
+        rows_in: int,
+    ) -> None:
+        now = utc_timestamp()
+        payload = {
+            "model": f"{model_name}/{model_version}",
+            "input": input,
+            "output": output,
+            "engine": engine,
+            "host": hostname(),
+            "pid": os.getpid(),
+        }
+        with self._write("batch.started", job_id, payload) as tx:
+            tx.conn.execute(
+                insert(tables.batch_jobs).values(
+                    id=job_id,
+                    model_name=model_name,
+                    model_version=model_version,
+                    input=input,
+                    output=output,
+                    engine=engine,
+                    status=RUNNING,
+                    params=canonical_json(params),
+                    rows_in=rows_in,
+                    rows_out=0,
+                    chunks_total=None,
+                    error=None,
+                    hostname=hostname(),
+                    pid=os.getpid(),
+                    heartbeat_at=now,
+                    started_at=now,
+                    created_by=self._actor,
+                )
+            )
+
+    def resumed(self, job: BatchJob) -> None:
+        """Take over a failed job in this process (``batch.resumed``)."""
+        payload = {"done_chunks": len(job.chunks), "host": hostname(), "pid": os.getpid()}
+        with self._write("batch.resumed", job.id, payload) as tx:
+            j = tables.batch_jobs
+            changed = tx.conn.execute(
+                update(j)
+                .where(j.c.id == job.id, j.c.status == FAILED)
+                .values(
+                    status=RUNNING,
+                    error=None,
+                    finished_at=None,
+                    hostname=hostname(),
+                    pid=os.getpid(),
+                    heartbeat_at=utc_timestamp(),
+                )
+            ).rowcount
+            if not changed:
+                raise Conflict(f"batch job {job.id} is no longer failed; it cannot be resumed")
+
+    def finished(self, job_id: str, *, rows_in: int, chunks_total: int) -> None:
+        j = tables.batch_jobs
+        with self._write("batch.finished", job_id, {}) as tx:
+            rows_out = self._rows_out(tx.conn, job_id)
+            tx.payload.update(rows_in=rows_in, rows_out=rows_out, chunks=chunks_total)
+            tx.conn.execute(
+                update(j)
+                .where(j.c.id == job_id)
+                .values(
+                    status=SUCCEEDED,
+                    rows_in=rows_in,
+                    rows_out=rows_out,
+                    chunks_total=chunks_total,
+                    heartbeat_at=utc_timestamp(),
+                    finished_at=utc_timestamp(),
+                )
+            )
+
+    def failed(self, job_id: str, error: str, *, only_if_running: bool = False) -> bool:
+        """Mark the job failed (``batch.failed``); False when it was not running (and had to be)."""
+        j = tables.batch_jobs
+        with self._write("batch.failed", job_id, {"error": _last_line(error)}) as tx:
+            query = update(j).where(j.c.id == job_id)
+            if only_if_running:
+                query = query.where(j.c.status == RUNNING)
+            changed = tx.conn.execute(
+                query.values(
+                    status=FAILED,
+                    error=error,
+                    rows_out=self._rows_out(tx.conn, job_id),
+                    finished_at=utc_timestamp(),
+                )
+            ).rowcount
+            if not changed:
+                raise _NotRunning
+        return True
+
+    # -- cheap, non-audited writes (see the module docstring) -------------------------------
+
+    def commit_chunk(self, job_id: str, chunk: int, rows: int, part: str, sha256: str) -> None:
+        """Record one chunk whose part is in place; a chunk already recorded is left alone."""
+        c, j = tables.batch_chunks, tables.batch_jobs
+        with self._cheap_write() as conn:
+            if conn.execute(
+                select(c.c.chunk).where(c.c.job_id == job_id, c.c.chunk == chunk)
+            ).first():
+                return
+            conn.execute(
+                insert(c).values(
+                    job_id=job_id,
+                    chunk=chunk,
+                    rows=rows,
+                    part=part,
+                    sha256=sha256,
+                    committed_at=utc_timestamp(),
+                )
+            )
+            conn.execute(
+                update(j)
+                .where(j.c.id == job_id)
+                .values(rows_out=j.c.rows_out + rows, heartbeat_at=utc_timestamp())
+            )
+
+    def heartbeat(self, job_id: str) -> None:
+        j = tables.batch_jobs
+        with self._cheap_write() as conn:
+            conn.execute(
+                update(j)
+                .where(j.c.id == job_id, j.c.status == RUNNING)
+                .values(heartbeat_at=utc_timestamp())
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> BatchJob:
+        """The job (a unique id prefix is enough) with its chunks; a stale job is marked first."""
+        resolved = self._resolve(job_id)
+        job = self._load(resolved)
+        if job.status == RUNNING and self._check_stale(job):
+            job = self._load(resolved)
+        return job
+
+    def list(self, *, limit: int | None = 50) -> builtins.list[BatchJob]:
+        j = tables.batch_jobs
+        with self._meta.read() as conn:
+            running = conn.execute(select(j).where(j.c.status == RUNNING)).all()
+        for row in running:
+            self._check_stale(_to_job(row._mapping, ()))
+        query = select(j).order_by(j.c.started_at.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._meta.read() as conn:
+            rows = conn.execute(query).all()
+        return [_to_job(r._mapping, ()) for r in rows]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _write(self, action: str, job_id: str, payload: dict[str, Any]) -> Any:
+        return self._meta.write(
+            actor=self._actor, action=action, subject=f"batch:{job_id}", payload=payload
+        )
+
+    def _cheap_write(self) -> Any:
+        return _CheapWrite(self._meta)
+
+    @staticmethod
+    def _rows_out(conn: Connection, job_id: str) -> int:
+        c = tables.batch_chunks
+        rows = conn.execute(select(c.c.rows).where(c.c.job_id == job_id)).all()
+        return sum(int(r.rows) for r in rows)
+
+    def _resolve(self, job_id: str) -> str:
+        j = tables.batch_jobs
+        if not isinstance(job_id, str) or not job_id.isalnum():
+            raise InvalidInput(f"{job_id!r} is not a batch job id", field="job")
+        with self._meta.read() as conn:
+            if conn.execute(select(j.c.id).where(j.c.id == job_id)).first() is not None:
+                return job_id
+            ids: Any = []
+            if len(job_id) >= _SHORTEST_PREFIX:
+                ids = conn.execute(select(j.c.id).where(j.c.id.like(f"{job_id}%")).limit(2)).all()
+        if not ids:
+            raise NotFound(f"no batch job {job_id!r}; `modelcycle score list` shows the jobs")
+        if len(ids) > 1:
+            raise InvalidInput(
+                f"{job_id!r} matches more than one job; give more of it", field="job"
+            )
+        return str(ids[0].id)
+
+    def _load(self, job_id: str) -> BatchJob:
+        j, c = tables.batch_jobs, tables.batch_chunks
+        with self._meta.read(snapshot=True) as conn:
+            row = conn.execute(select(j).where(j.c.id == job_id)).first()
+            chunks = conn.execute(select(c).where(c.c.job_id == job_id).order_by(c.c.chunk)).all()
+        if row is None:
+            raise NotFound(f"no batch job {job_id!r}; `modelcycle score list` shows the jobs")
+        return _to_job(
+            row._mapping,
+            tuple(
+                ChunkRow(int(x.chunk), int(x.rows), str(x.part), str(x.sha256), str(x.committed_at))
+                for x in chunks
+            ),
+        )
+
+    def _check_stale(self, job: BatchJob) -> bool:
+        reason = self.stale_reason(job)
+        if reason is None:
+            return False
+        try:
+            return self.failed(job.id, reason, only_if_running=True)
+        except _NotRunning:
+            return False
+
+    def stale_reason(self, job: BatchJob) -> str | None:
+        if job.status != RUNNING:
+            return None
+        if job.hostname == hostname() and job.pid is not None and not pid_alive(job.pid):
+            return f"stale: its process {job.pid} on {job.hostname} is gone"
+        beat = job.heartbeat_at or job.started_at
+        try:
+            last = datetime.strptime(beat, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        if datetime.now(UTC) - last > timedelta(seconds=self.stale_after):
+            return (
+                f"stale: no heartbeat from process {job.pid} on {job.hostname} since {beat} "
+                f"(more than {self.stale_after:g} s)"
+            )
+        return None
+
+
+class _NotRunning(Conflict):
+    def __init__(self) -> None:
+        super().__init__("the batch job is not running")
+
+
+class _CheapWrite:
+    """A short write transaction without an audit event (same locking as audited writes)."""
+
+    def __init__(self, meta: MetadataStore) -> None:
+        self._meta = meta
+        self._cm: Any = None
+
+    def __enter__(self) -> Connection:
+        self._conn = self._meta.engine.connect()
+        self._conn.execution_options(modelcycle_write=True)
+        self._tx = self._conn.begin()
+        return self._conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self._tx.commit()
+            else:
+                self._tx.rollback()
+        finally:
+            self._conn.close()
+
+
+def _to_job(m: Any, chunks: tuple[ChunkRow, ...]) -> BatchJob:
+    return BatchJob(
+        id=m["id"],
+        model_name=m["model_name"],
+        model_version=int(m["model_version"]),
+        input=m["input"],
+        output=m["output"],
+        engine=m["engine"],
+        status=m["status"],
+        params=json.loads(m["params"]),
+        rows_in=int(m["rows_in"]),
+        rows_out=int(m["rows_out"]),
+        chunks_total=m["chunks_total"],
+        error=m["error"],
+        hostname=m["hostname"],
+        pid=m["pid"],
+        heartbeat_at=m["heartbeat_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        created_by=m["created_by"],
+        chunks=chunks,
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else text)[:500]
