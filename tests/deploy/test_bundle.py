@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _deploy_helpers import free_port, pid_alive
 
 from _cli import run_cli
-from conftest import free_port, pid_alive
 from modelcycle import Workspace
 from modelcycle.deploy import verify_bundle
 from modelcycle.errors import IntegrityError

@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from _deploy_helpers import audit_actions, pid_alive, wait_gone
 
 from _cli import run_cli
-from conftest import audit_actions, pid_alive, wait_gone
 from modelcycle import Workspace
 from modelcycle.deploy import DeploymentFailed
 

@@ -138,7 +138,7 @@ class Dispatcher:
         with self._meta.read() as conn:
             seq = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
         if seq is None:
-            with self._meta.engine.begin() as conn:
+            with self._meta.unaudited() as conn:
                 exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
                 if exists is None:
                     conn.execute(t.insert().values(name=_CURSOR, seq=0))
@@ -147,5 +147,5 @@ class Dispatcher:
 
     def _advance(self, seq: int) -> None:
         t = tables.event_cursors
-        with self._meta.engine.begin() as conn:
+        with self._meta.unaudited() as conn:
             conn.execute(update(t).where(t.c.name == _CURSOR, t.c.seq < seq).values(seq=seq))

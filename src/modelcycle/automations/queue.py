@@ -189,7 +189,7 @@ class JobQueue:
     def renew(self, job: Job, owner: str, *, lease_seconds: float = 60.0) -> bool:
         """Extend the lease while the job runs; False when the worker lost it."""
         t = tables.jobs
-        with self._meta.engine.begin() as conn:
+        with self._meta.unaudited() as conn:
             changed = conn.execute(
                 update(t)
                 .where(t.c.id == job.id, t.c.lease_owner == owner, t.c.state == "running")

@@ -8,12 +8,8 @@ stale run is marked failed (``failure = "stale"``) by whoever lists it first.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -23,9 +19,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.entities import Run, StepRun
 from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.liveness import stale_reason
 from modelcycle.store import MetadataStore, tables
 
-__all__ = ["RUNNING", "RunEnded", "RunRecords", "StepFinish", "hostname", "pid_alive"]
+__all__ = ["RUNNING", "RunEnded", "RunRecords", "StepFinish"]
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -33,26 +30,6 @@ FAILED = "failed"
 CACHED = "cached"
 
 _SHORTEST_PREFIX = 4
-
-
-def hostname() -> str:
-    return socket.gethostname()[:255]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        state = stat.rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,14 +288,12 @@ class RunRecords:
         an event every few seconds would bury the trail. Only this column of a running run.
         """
         r = tables.runs
-        with self._meta.engine.connect() as conn:
-            conn.execution_options(modelcycle_write=True)
-            with conn.begin():
-                conn.execute(
-                    update(r)
-                    .where(r.c.id == run_id, r.c.status == RUNNING)
-                    .values(heartbeat_at=utc_timestamp())
-                )
+        with self._meta.unaudited() as conn:
+            conn.execute(
+                update(r)
+                .where(r.c.id == run_id, r.c.status == RUNNING)
+                .values(heartbeat_at=utc_timestamp())
+            )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -443,19 +418,13 @@ class RunRecords:
         return reason is not None and self.mark_stale(run, reason)
 
     def _stale_reason(self, run: Run) -> str | None:
-        if run.hostname == hostname() and run.pid is not None and not pid_alive(run.pid):
-            return f"stale: its process {run.pid} on {run.hostname} is gone"
-        beat = run.heartbeat_at or run.started_at
-        try:
-            last = datetime.strptime(beat, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            return None
-        if datetime.now(UTC) - last > timedelta(seconds=self.stale_after):
-            return (
-                f"stale: no heartbeat from process {run.pid} on {run.hostname} "
-                f"since {beat} (more than {self.stale_after:g} s)"
-            )
-        return None
+        return stale_reason(
+            host=run.hostname,
+            pid=run.pid,
+            heartbeat_at=run.heartbeat_at,
+            started_at=run.started_at,
+            stale_after=self.stale_after,
+        )
 
 
 def iter_json(text: str | None, default: Any) -> Any:

@@ -26,6 +26,7 @@ from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.capture import capture_output
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
+from modelcycle.liveness import hostname
 from modelcycle.pipelines import _outputs
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.provenance import code_version, environment
@@ -35,7 +36,6 @@ from modelcycle.pipelines.records import (
     SUCCEEDED,
     RunRecords,
     StepFinish,
-    hostname,
 )
 from modelcycle.pipelines.spec import Pipeline, Step
 from modelcycle.store import ArtifactStore, MetadataStore

@@ -17,16 +17,14 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import socket
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.liveness import hostname, stale_reason
 from modelcycle.store import MetadataStore, tables
 
 __all__ = ["FAILED", "RUNNING", "SUCCEEDED", "BatchJob", "BatchRecords", "ChunkRow"]
@@ -78,25 +76,6 @@ class BatchJob:
         data = {k: getattr(self, k) for k in self.__slots__ if k != "chunks"}
         data["chunks_done"] = len(self.chunks)
         return data
-
-
-def hostname() -> str:
-    return socket.gethostname()[:200]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 class BatchRecords:
@@ -276,7 +255,7 @@ class BatchRecords:
         )
 
     def _cheap_write(self) -> Any:
-        return _CheapWrite(self._meta)
+        return self._meta.unaudited()
 
     @staticmethod
     def _rows_out(conn: Connection, job_id: str) -> int:
@@ -329,47 +308,18 @@ class BatchRecords:
     def stale_reason(self, job: BatchJob) -> str | None:
         if job.status != RUNNING:
             return None
-        if job.hostname == hostname() and job.pid is not None and not pid_alive(job.pid):
-            return f"stale: its process {job.pid} on {job.hostname} is gone"
-        beat = job.heartbeat_at or job.started_at
-        try:
-            last = datetime.strptime(beat, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        except ValueError:
-            return None
-        if datetime.now(UTC) - last > timedelta(seconds=self.stale_after):
-            return (
-                f"stale: no heartbeat from process {job.pid} on {job.hostname} since {beat} "
-                f"(more than {self.stale_after:g} s)"
-            )
-        return None
+        return stale_reason(
+            host=job.hostname,
+            pid=job.pid,
+            heartbeat_at=job.heartbeat_at,
+            started_at=job.started_at,
+            stale_after=self.stale_after,
+        )
 
 
 class _NotRunning(Conflict):
     def __init__(self) -> None:
         super().__init__("the batch job is not running")
-
-
-class _CheapWrite:
-    """A short write transaction without an audit event (same locking as audited writes)."""
-
-    def __init__(self, meta: MetadataStore) -> None:
-        self._meta = meta
-        self._cm: Any = None
-
-    def __enter__(self) -> Connection:
-        self._conn = self._meta.engine.connect()
-        self._conn.execution_options(modelcycle_write=True)
-        self._tx = self._conn.begin()
-        return self._conn
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None:
-                self._tx.commit()
-            else:
-                self._tx.rollback()
-        finally:
-            self._conn.close()
 
 
 def _to_job(m: Any, chunks: tuple[ChunkRow, ...]) -> BatchJob:

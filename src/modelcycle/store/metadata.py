@@ -236,6 +236,17 @@ class MetadataStore:
         )
         return events
 
+    @contextmanager
+    def unaudited(self) -> Iterator[Connection]:
+        """A short write transaction for bookkeeping that changes no asset: no audit event.
+
+        Heartbeats of running work, job lease renewals, the rule dispatcher's cursor, batch
+        chunk rows (decision 0003). Same lock as audited writes, so it queues rather than
+        fails; anything that changes an asset goes through :meth:`write`.
+        """
+        with self._connect(write=True) as conn, conn.begin():
+            yield conn
+
     def append_rows(
         self,
         table: Table,
@@ -248,9 +259,8 @@ class MetadataStore:
 
         Prediction log rows and ground-truth feedback record what the scoring server saw; they
         change no asset (data set, model, alias, deployment, token), arrive by the thousand per
-        second, and would drown the audit chain. They skip it on purpose. This is the only door
-        besides the pipelines' heartbeat that writes without :meth:`write`; keep it so: any
-        change to an asset goes through :meth:`write`.
+        second, and would drown the audit chain. They skip it on purpose (decision 0003), as
+        :meth:`unaudited` bookkeeping does; any change to an asset goes through :meth:`write`.
 
         ``timeout`` (seconds) bounds the wait for the write lock and the statement, so a caller
         with somewhere else to put the rows (the prediction log's spill file) is not held up;
