@@ -20,10 +20,12 @@ def test_scoring_exports() -> None:
         "SwapReport",
         "create_app",
         "ingest_spill",
+        "parse_feedback",
         "read_feedback",
         "read_predictions",
         "required_role",
         "serve",
+        "store_feedback",
     ]
     for name in modelcycle.scoring.__all__:
         assert hasattr(modelcycle.scoring, name)

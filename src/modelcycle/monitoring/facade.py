@@ -250,6 +250,33 @@ class Monitoring:
         values = pa.array(answer.tolist()) if classifier else pa.array(answer.astype(np.float64))
         return pa.table({PREDICTION_COLUMN: values}), None
 
+    def _confidence_estimator(self, mv: ModelVersion) -> Any:
+        """CBPE for ``mv``: calibrated on its holdout; None without a holdout and target."""
+        from modelcycle.monitoring.cbpe import estimated_accuracy, fit_confidence_calibration
+        from modelcycle.registry import enforce
+
+        holdout, target = mv.tags.get("holdout"), mv.tags.get("target")
+        if not holdout or not target:
+            return None
+        table, _ = self._table(_DATA_PREFIX + holdout, "holdout")
+        loaded = self._registry.load(mv.ref)
+        features = enforce(loaded.signature, table, allow_extra=True)
+        calibration = fit_confidence_calibration(
+            np.asarray(loaded.predict_proba(features, validated=True)),
+            table.column(target).to_pylist(),
+            list(loaded.signature.classes or []),
+        )
+        names = loaded.signature.input_names
+
+        def estimate(log: pa.Table) -> dict[str, float]:
+            if not all(n in log.column_names for n in names):
+                return {}
+            window = enforce(loaded.signature, log.select(names))
+            value = estimated_accuracy(calibration, np.asarray(loaded.predict_proba(window)))
+            return {} if value is None else {"accuracy": value}
+
+        return estimate
+
     def _resolve_model(self, model: str) -> tuple[ModelVersion, int | None]:
         """``NAME/V`` and ``NAME@ALIAS`` pin one version's traffic; a bare ``NAME`` means its
         champion (else its latest version) as the reference and all its traffic."""
@@ -331,10 +358,12 @@ class Monitoring:
         ):
             labels[(str(rid), None if idx is None else int(idx))] = label
         results, ambiguous = [], 0
+        estimator = self._confidence_estimator(mv) if signature.is_classifier else None
         for span in spans:
             log = read_predictions(
                 self._meta, mv.name, since=span.start, until=span.end, version=version_filter
             )
+            estimated = estimator(log) if estimator is not None and log.num_rows >= min_rows else {}
             rows = split_log(log, [])
             joined = join_feedback(rows.request_ids, rows.row_indexes, labels)
             ambiguous += joined.ambiguous
@@ -361,6 +390,7 @@ class Monitoring:
                     baseline=baseline,
                     degraded=compare_with_baseline(metrics, baseline, degradation),
                     status="ok" if enough else "not_enough_data",
+                    estimated=estimated,
                 )
             )
         result = PerformanceReport(

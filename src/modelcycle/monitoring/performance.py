@@ -46,6 +46,9 @@ class PerformanceWindow:
     baseline: dict[str, float]
     degraded: list[str]  # metric names worse than the baseline by more than the threshold
     status: str  # "ok" or "not_enough_data"
+    # Estimated without labels from calibrated confidence (CBPE), over every prediction in
+    # the window, labelled or not: {"accuracy": ...}; empty for regressors.
+    estimated: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,12 @@ server saw with :func:`read_predictions` and :func:`read_feedback`.
 """
 
 from modelcycle.scoring.engine import ModelSlot, ScoreResult, ScoringEngine
-from modelcycle.scoring.feedback import FeedbackResult, read_feedback
+from modelcycle.scoring.feedback import (
+    FeedbackResult,
+    parse_feedback,
+    read_feedback,
+    store_feedback,
+)
 from modelcycle.scoring.prediction_log import (
     LogRecord,
     PredictionLog,
@@ -34,8 +39,10 @@ __all__ = [
     "SwapReport",
     "create_app",
     "ingest_spill",
+    "parse_feedback",
     "read_feedback",
     "read_predictions",
     "required_role",
     "serve",
+    "store_feedback",
 ]

@@ -206,7 +206,9 @@ def performance(
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     names = sorted({k for w in result.windows for k in (*w.metrics, *w.baseline)})
-    table = Table("window", "predictions", "labelled", *names, "verdict")
+    estimated = any(w.estimated for w in result.windows)
+    extra = ["est. accuracy (no labels)"] if estimated else []
+    table = Table("window", "predictions", "labelled", *names, *extra, "verdict")
     for w in result.windows:
         cells = []
         for k in names:
@@ -221,6 +223,9 @@ def performance(
             if w.status != "ok"
             else ("[bold red]DEGRADED[/]" if w.degraded else "[green]ok[/]")
         )
+        if estimated:
+            est = w.estimated.get("accuracy")
+            cells.append("-" if est is None else f"{est:.3f}")
         table.add_row(
             f"{w.start[:16]} .. {w.end[:16]}", str(w.predictions), str(w.labelled), *cells, verdict
         )
@@ -230,6 +235,34 @@ def performance(
         f"{result.degradation:.0%}"
         + ("; [bold red]performance.degraded[/] recorded" if result.event_recorded else "")
     )
+
+
+@app.command("feedback")
+def feedback(
+    file: str = typer.Argument(..., help="CSV, Parquet or JSON lines: request_id, label[, row]."),
+) -> None:
+    """Store ground-truth labels from a file, joined to predictions by request id."""
+    from modelcycle.datasets import read_table
+    from modelcycle.scoring import parse_feedback, store_feedback
+
+    rows = read_table(file, field="file").to_pylist()
+    with open_workspace() as ws:
+        stored = matched = 0
+        for start in range(0, len(rows), _FEEDBACK_BATCH):
+            chunk = [
+                {k: v for k, v in r.items() if v is not None}
+                for r in rows[start:][:_FEEDBACK_BATCH]
+            ]
+            result = store_feedback(ws.metadata, parse_feedback({"feedback": chunk}))
+            stored += result.stored
+            matched += result.matched
+    console.print(
+        f"Stored {stored} label(s): {matched} matched a logged prediction, "
+        f"{stored - matched} did not (yet)"
+    )
+
+
+_FEEDBACK_BATCH = 10_000
 
 
 def _drift_config() -> dict[str, Any]:
