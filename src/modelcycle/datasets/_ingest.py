@@ -124,18 +124,28 @@ def _from_table(table: pa.Table, description: str) -> Source:
     return Source(description, schema, table.num_rows, batches)
 
 
-def _from_path(text: str) -> Source:
+def parquet_parts(text: str, *, field: str = "source") -> tuple[list[Path], str] | None:
+    """The files of a glob or a folder of Parquet parts, sorted, and a description of them;
+    None when ``text`` names neither (a single file, or nothing)."""
     if any(ch in text for ch in "*?["):
         matches = sorted(p for p in glob.glob(text, recursive=True) if os.path.isfile(p))
         if not matches:
-            raise InvalidInput(f"the glob {text!r} matches no file", field="source")
-        return _from_parquet_parts([Path(p) for p in matches], f"parquet glob:{text}")
+            raise InvalidInput(f"the glob {text!r} matches no file", field=field)
+        return [Path(p) for p in matches], f"parquet glob:{text}"
     path = Path(text).expanduser()
     if path.is_dir():
         parts = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not parts:
-            raise InvalidInput(f"the folder {path} holds no Parquet parts", field="source")
-        return _from_parquet_parts(parts, f"parquet folder:{path.resolve()}")
+            raise InvalidInput(f"the folder {path} holds no Parquet parts", field=field)
+        return parts, f"parquet folder:{path.resolve()}"
+    return None
+
+
+def _from_path(text: str) -> Source:
+    found = parquet_parts(text)
+    if found is not None:
+        return _from_parquet_parts(*found)
+    path = Path(text).expanduser()
     if not path.exists():
         raise InvalidInput(f"no such file: {path}", field="source")
     lower = path.name.lower()

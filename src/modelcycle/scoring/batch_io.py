@@ -16,7 +16,6 @@ Everything here is shared by the local and the Dask engine and is plain function
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import random
@@ -32,6 +31,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from modelcycle.audit import canonical_json
+from modelcycle.datasets import parquet_parts
 from modelcycle.errors import InvalidInput
 from modelcycle.registry import ColumnProblem, LoadedModel, Signature, SignatureMismatch, enforce
 
@@ -96,17 +96,10 @@ def open_input(path_text: str, *, signature: Signature | None = None) -> InputSo
     For CSV the signature's column types are given to the parser, so numbers are read as the
     model expects them and a bad value is reported with its row.
     """
-    if any(ch in path_text for ch in "*?["):
-        matches = sorted(p for p in glob.glob(path_text, recursive=True) if os.path.isfile(p))
-        if not matches:
-            raise InvalidInput(f"the glob {path_text!r} matches no file", field="input")
-        return _parquet_parts([Path(p) for p in matches], f"parquet glob:{path_text}")
+    found = parquet_parts(path_text, field="input")
+    if found is not None:
+        return _parquet_parts(*found)
     path = Path(path_text).expanduser()
-    if path.is_dir():
-        parts = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not parts:
-            raise InvalidInput(f"the folder {path} holds no Parquet parts", field="input")
-        return _parquet_parts(parts, f"parquet folder:{path.resolve()}")
     if not path.is_file():
         raise InvalidInput(f"no such file: {path}", field="input")
     lower = path.name.lower()
