@@ -9,6 +9,7 @@ run is not executed; its stored outputs are reused and the step is recorded as `
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -294,6 +295,18 @@ class PipelineRunner:
             inputs = {p: slots[p].sha256 for p in wires}
             key = cache_key(s, step_params, inputs)
             started_at = utc_timestamp()
+            # Cached or executed, a finished step is recorded with the same identity.
+            record_finish = functools.partial(
+                self.records.step_finished,
+                run.id,
+                name=s.name,
+                position=position,
+                source_sha256=s.source_sha256,
+                cache_key=key,
+                params=step_params,
+                inputs=inputs,
+                started_at=started_at,
+            )
             t0 = time.perf_counter()
             hit = None
             if resume_of is not None:
@@ -317,18 +330,7 @@ class PipelineRunner:
                     cached_from=hit["cached_from"] or hit["run_id"],
                 )
                 totals.add(done.metrics, done.datasets, done.models)
-                self.records.step_finished(
-                    run.id,
-                    name=s.name,
-                    position=position,
-                    source_sha256=s.source_sha256,
-                    cache_key=key,
-                    params=step_params,
-                    inputs=inputs,
-                    started_at=started_at,
-                    done=done,
-                    run_totals=totals.as_dict(),
-                )
+                record_finish(done=done, run_totals=totals.as_dict())
                 shown.step_done(s.name, CACHED, done.duration_s)
                 continue
             self.records.step_started(
@@ -394,18 +396,7 @@ class PipelineRunner:
                 log_sha256=log_ref.sha256,
                 log_size=log_ref.size,
             )
-            self.records.step_finished(
-                run.id,
-                name=s.name,
-                position=position,
-                source_sha256=s.source_sha256,
-                cache_key=key,
-                params=step_params,
-                inputs=inputs,
-                started_at=started_at,
-                done=done,
-                run_totals=totals.as_dict(),
-            )
+            record_finish(done=done, run_totals=totals.as_dict())
             shown.step_done(s.name, SUCCEEDED, duration)
         return None
 
