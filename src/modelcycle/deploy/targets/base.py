@@ -8,6 +8,9 @@ The rollout (:mod:`modelcycle.deploy.rollout`) orchestrates: readiness, smoke te
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +55,7 @@ class Target(ABC):
     """Where a bundle runs: ``local`` (processes), later ``container`` and ``kubernetes``."""
 
     name: ClassVar[str]
+    root: Path  # ROOT/ENDPOINT/ holds each endpoint's attempts and its current pointer
 
     @abstractmethod
     def start(
@@ -73,13 +77,27 @@ class Target(ABC):
     def stop(self, instance: Instance, *, timeout: float = 10.0) -> bool:
         """Stop the server (gracefully, then by force); False if it was not running."""
 
-    @abstractmethod
     def activate(self, endpoint: str, instance: Instance, record: dict[str, Any]) -> None:
-        """Point ``endpoint`` at ``instance`` (its traffic goes there from now on)."""
+        """Point ``endpoint`` at ``instance``: ``ROOT/ENDPOINT/current.json`` (replaced
+        atomically) and the ``current`` symlink to the instance's folder."""
+        folder = self.root / endpoint
+        folder.mkdir(parents=True, exist_ok=True)
+        pointer = {"endpoint": endpoint, **record, "url": instance.url, "port": instance.port}
+        tmp = folder / ".current.json.tmp"
+        tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, folder / "current.json")
+        link_tmp = folder / ".current.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            link_tmp.unlink()
+        link_tmp.symlink_to(Path(instance.workdir).name)
+        os.replace(link_tmp, folder / "current")
 
-    @abstractmethod
     def deactivate(self, endpoint: str) -> None:
         """The endpoint points nowhere (after a stop)."""
+        folder = self.root / endpoint
+        for name in ("current.json", "current"):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
 
     def logs(self, instance: Instance, *, tail: int | None = None) -> str:
         """The server's log text (the last ``tail`` lines), or '' when there is none."""

@@ -10,7 +10,6 @@ front port, so clients read the URL from there or from ``modelcycle deployments 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import Instance, Target
@@ -167,22 +166,3 @@ class LocalTarget(Target):
                     child.wait(1)
         with contextlib.suppress(FileNotFoundError):
             (Path(instance.workdir) / "server.pid").unlink()
-
-    def activate(self, endpoint: str, instance: Instance, record: dict[str, Any]) -> None:
-        folder = self.root / endpoint
-        folder.mkdir(parents=True, exist_ok=True)
-        pointer = {"endpoint": endpoint, **record, "url": instance.url, "port": instance.port}
-        tmp = folder / ".current.json.tmp"
-        tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, folder / "current.json")
-        link_tmp = folder / ".current.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            link_tmp.unlink()
-        link_tmp.symlink_to(Path(instance.workdir).name)
-        os.replace(link_tmp, folder / "current")
-
-    def deactivate(self, endpoint: str) -> None:
-        folder = self.root / endpoint
-        for name in ("current.json", "current"):
-            with contextlib.suppress(FileNotFoundError):
-                (folder / name).unlink()
