@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck layers pytest bench clean lock
+.PHONY: install demo test lint typecheck layers containers pytest bench clean lock
 
 install: $(STAMP)
 
@@ -30,8 +30,12 @@ typecheck: install
 layers: install
 	$(BIN)/lint-imports
 
+# podman, buildah, runc and debootstrap for the container-target tests, when missing.
+containers:
+	scripts/container-tools.sh
+
 # The test session starts (and stops) its own PostgreSQL server on 127.0.0.1: see tests/_pg.py.
-pytest: install
+pytest: install containers
 	$(BIN)/pytest
 
 test: lint typecheck layers pytest

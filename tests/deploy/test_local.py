@@ -42,13 +42,23 @@ def test_local_deploy_list_show_logs_stop(dws: Workspace) -> None:
     assert shown["model"] == "credit/1"
     assert shown["target"] == "local"
     url, pid = shown["url"], shown["details"]["instance"]["pid"]
+    backend = shown["backend_url"]
     assert url.startswith("http://127.0.0.1:")
+    assert backend.startswith("http://127.0.0.1:")
+    assert url != backend  # the endpoint's router in front of the version's server
     assert infer(url)[0] == "1"
-    # The pointer file names the same URL; the pid file the same process.
+    assert infer(backend)[0] == "1"
+    # The pointer file names the same URLs; the pid files the same processes.
     folder = dws.root / ".modelcycle/deployments/cli-ep"
     pointer = json.loads((folder / "current.json").read_text())
     assert pointer["url"] == url
+    assert pointer["backend_url"] == backend
     assert pointer["model"] == "credit/1"
+    router_pid = int((folder / "router" / "server.pid").read_text())
+    assert pid_alive(router_pid)
+    text = cli("deployments", "show", "cli-ep").stdout
+    assert f"url        {url} (stable: the endpoint's router)" in text
+    assert f"backend    {backend}" in text
     assert (folder / "current").resolve() == (folder / shown["id"]).resolve()
     assert int((folder / shown["id"] / "server.pid").read_text()) == pid
 
@@ -61,6 +71,7 @@ def test_local_deploy_list_show_logs_stop(dws: Workspace) -> None:
     stopped = cli("deployments", "stop", "cli-ep")
     assert stopped.returncode == 0, stopped.stderr
     assert wait_gone(pid)
+    assert wait_gone(router_pid)
     assert not (folder / "current.json").exists()
     assert json.loads(cli("deployments", "show", "cli-ep", "--json").stdout)["status"] == "stopped"
     again = cli("deployments", "stop", "cli-ep")
@@ -80,7 +91,8 @@ def test_blue_green_switch_then_rollbacks(dws: Workspace) -> None:
     # Success: v2 starts beside v1, passes the smoke test, takes over; v1 stops.
     green = dws.deploy.deploy("credit/2", endpoint="bg")
     assert green.color == "green"
-    assert green.url != blue.url
+    assert green.url == blue.url  # the endpoint's stable URL
+    assert green.backend_url != blue.backend_url
     assert green.details["previous"] == blue.id
     smoke_version, _ = infer(green.url or "")
     assert smoke_version == "2"
@@ -88,6 +100,7 @@ def test_blue_green_switch_then_rollbacks(dws: Workspace) -> None:
     assert dws.deploy.get(blue.id).status == "replaced"
     pointer = json.loads((dws.root / ".modelcycle/deployments/bg/current.json").read_text())
     assert pointer["url"] == green.url
+    assert pointer["backend_url"] == green.backend_url
     assert pointer["model"] == "credit/2"
     assert green.instance is not None
     assert green.instance.pid is not None
@@ -145,3 +158,5 @@ def test_first_deploy_that_fails_is_recorded_as_failed(dws: Workspace) -> None:
     assert "pickle" in log
     assert not os.path.exists(dws.root / ".modelcycle/deployments/never/current.json")
     assert not Path(dws.root / ".modelcycle/deployments/never/current").exists()
+    # Nothing serves: the router started for it is gone again.
+    assert not dws.deploy.router("never").is_running()

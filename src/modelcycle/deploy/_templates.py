@@ -54,6 +54,23 @@ def labels(manifest: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+# What the scoring server never loads, left out of the image to keep it small: byte code
+# (written by nothing at run time: PYTHONDONTWRITEBYTECODE), test suites, C headers and Cython
+# sources, and Arrow's Flight RPC and S3 file system libraries (about 50 MB; pyarrow imports
+# both only on demand).
+_PRUNE = " \\\n    && ".join(
+    [
+        "find /opt/venv -name __pycache__ -prune -exec rm -rf {} +",
+        "find /opt/venv/lib -depth -type d \\( -name tests -o -name include \\)"
+        " -path '*/site-packages/*' -exec rm -rf {} +",
+        "find /opt/venv/lib \\( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi'"
+        " -o -name '*.h' \\) -delete",
+        "cd /opt/venv/lib/python3*/site-packages",
+        "rm -rf pyarrow/*flight* pyarrow/*_s3* pyarrow/_pyarrow_cpp_tests*",
+    ]
+)
+
+
 def containerfile(manifest: dict[str, Any], *, require_hashes: bool) -> str:
     """A two-stage build: wheels installed into a venv in the first stage (binary wheels only,
     no compiler needed or shipped), copied into a clean final stage that runs as a non-root
@@ -79,15 +96,18 @@ def containerfile(manifest: dict[str, Any], *, require_hashes: bool) -> str:
 ARG BASE_IMAGE=localhost/modelcycle-base:latest
 
 FROM ${{BASE_IMAGE}} AS build
+# Extra pip options, e.g. "--no-index --find-links /wheels" for a wheelhouse mounted into the
+# build (what `modelcycle deploy --target container` does), or "--index-url URL".
+ARG PIP_OPTIONS=""
 RUN python3 -m venv /opt/venv
 COPY requirements.lock /tmp/requirements.lock
-RUN /opt/venv/bin/pip install {pip_flags} -r /tmp/requirements.lock \\
-    && find /opt/venv -name __pycache__ -prune -exec rm -rf {{}} +
+RUN /opt/venv/bin/pip install {pip_flags} $PIP_OPTIONS -r /tmp/requirements.lock \\
+    && /opt/venv/bin/python -m pip uninstall --quiet --yes pip setuptools \\
+    && {_PRUNE}
 
 FROM ${{BASE_IMAGE}}
 COPY --from=build /opt/venv /opt/venv
 COPY . /opt/bundle
-RUN rm -rf /opt/bundle/kubernetes /opt/bundle/Containerfile
 ENV PATH=/opt/venv/bin:$PATH \\
     PYTHONDONTWRITEBYTECODE=1 \\
     PYTHONUNBUFFERED=1

@@ -7,6 +7,10 @@ example (or, without one, from its signature) must answer 200, name the expected
 ``X-Model-Version``, give one prediction per row, and (when the caller computed them through
 the registry) the same predictions. Only then does the endpoint switch to green and blue
 stop. Otherwise green stops, blue keeps serving untouched, and the reason is returned.
+
+With a watch, blue keeps running for a window after the switch while the endpoint's router
+counts green's answers; if green's error rate or p99 latency goes over its limit (or green
+exits), traffic goes back to blue and green stops.
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.deploy.bundle import BundleInfo
+from modelcycle.deploy.router import BackendStats
 from modelcycle.deploy.targets.base import Instance, Target
 from modelcycle.errors import ModelcycleError
 
 __all__ = [
     "RolloutResult",
     "SmokeResult",
+    "WatchLimits",
+    "WatchResult",
     "rollout",
     "sample_rows",
     "smoke_test",
     "v2_request",
     "wait_ready",
+    "watch",
 ]
 
 # Signature (Arrow) type -> Open Inference Protocol v2 datatype, for building requests.
@@ -78,6 +86,55 @@ class SmokeResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WatchLimits:
+    """How long to watch green after the switch, and what it must stay within."""
+
+    seconds: float
+    max_error_rate: float = 0.05
+    max_p99_ms: float = 500.0
+    # Before the window ends, judge only on this many requests: one early error is not a rate.
+    min_requests: int = 20
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "max_error_rate": self.max_error_rate,
+            "max_p99_ms": self.max_p99_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    """What the watch saw of green through the router, and its verdict."""
+
+    ok: bool
+    reason: str | None
+    seconds: float
+    requests: int = 0
+    errors: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    limits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "limits": self.limits,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RolloutResult:
     """How a rollout ended: the green instance, and why it failed when it did."""
 
@@ -87,6 +144,7 @@ class RolloutResult:
     smoke: SmokeResult | None = None
     ready_seconds: float | None = None
     log_tail: list[str] = field(default_factory=list)
+    watch: WatchResult | None = None
 
 
 def _get(url: str, timeout: float) -> int:
@@ -221,6 +279,65 @@ def smoke_test(
     return SmokeResult(True, None, status, rows, time.perf_counter() - started, header)
 
 
+def _verdict(stats: BackendStats | None, limits: WatchLimits, *, final: bool) -> str | None:
+    if stats is None or stats.requests == 0:
+        return None
+    if not final and stats.requests < limits.min_requests:
+        return None
+    if stats.error_rate > limits.max_error_rate:
+        return (
+            f"error rate {stats.error_rate:.3f} ({stats.errors} of {stats.requests} requests: "
+            f"{stats.status_5xx} 5xx, {stats.connection_errors} connection errors) exceeds "
+            f"the limit {limits.max_error_rate:g}"
+        )
+    if stats.p99_ms is not None and stats.p99_ms > limits.max_p99_ms:
+        return (
+            f"p99 latency {stats.p99_ms:.1f} ms over {stats.requests} requests exceeds the "
+            f"limit {limits.max_p99_ms:g} ms"
+        )
+    return None
+
+
+def watch(
+    stats: Callable[[], BackendStats | None],
+    limits: WatchLimits,
+    *,
+    is_running: Callable[[], bool],
+    poll: float = 0.25,
+) -> WatchResult:
+    """Watch green's figures (``stats``: the router's, since the switch) for the window;
+    fail as soon as a limit is exceeded or green exits."""
+    started = time.monotonic()
+    deadline = started + limits.seconds
+    seen: BackendStats | None = None
+    reason: str | None = None
+    while True:
+        final = time.monotonic() >= deadline
+        if not is_running():
+            reason = "the new server exited"
+        else:
+            try:
+                seen = stats() or seen
+            except ModelcycleError as exc:
+                reason = f"the router's figures are unavailable ({exc})"
+            if reason is None:
+                reason = _verdict(seen, limits, final=final)
+        if reason is not None or final:
+            break
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+    elapsed = time.monotonic() - started
+    return WatchResult(
+        ok=reason is None,
+        reason=f"watch ({elapsed:.1f} s of {limits.seconds:g} s): {reason}" if reason else None,
+        seconds=elapsed,
+        requests=seen.requests if seen else 0,
+        errors=seen.errors if seen else 0,
+        p50_ms=seen.p50_ms if seen else None,
+        p99_ms=seen.p99_ms if seen else None,
+        limits=limits.as_dict(),
+    )
+
+
 def rollout(
     target: Target,
     bundle: BundleInfo,
@@ -233,9 +350,14 @@ def rollout(
     smoke: Callable[[Instance], SmokeResult],
     commit: Callable[[Instance], None],
     ready_timeout: float = 60.0,
+    watch: Callable[[Instance], WatchResult] | None = None,
+    revert: Callable[[Instance, WatchResult], None] | None = None,
 ) -> RolloutResult:
     """Start green beside ``blue``, check it, then ``commit`` (switch) and stop blue; on any
-    failure stop green and leave blue serving."""
+    failure stop green and leave blue serving.
+
+    With ``watch`` (and a running blue), blue stops only once green passed the watch; when it
+    does not, ``revert`` (traffic and records back to blue) runs and green stops."""
     try:
         green = target.start(bundle, endpoint=endpoint, workdir=workdir, port=port, trust=trust)
     except ModelcycleError as exc:
@@ -261,6 +383,14 @@ def rollout(
     except BaseException:
         target.stop(green)
         raise
+    verdict: WatchResult | None = None
+    if watch is not None and blue is not None and target.is_running(blue):
+        verdict = watch(green)
+        if not verdict.ok and revert is not None:
+            revert(green, verdict)
+            target.stop(green)
+            tail = target.logs(green, tail=20).splitlines()
+            return RolloutResult(False, green, verdict.reason, result, ready_seconds, tail, verdict)
     if blue is not None and target.is_running(blue):
         target.stop(blue)
-    return RolloutResult(True, green, None, result, ready_seconds)
+    return RolloutResult(True, green, None, result, ready_seconds, watch=verdict)

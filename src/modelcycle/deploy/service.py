@@ -3,12 +3,19 @@
 Every deployment attempt ends as one row of ``deployments`` written with its audit event in
 one transaction: ``deployment.succeeded`` (status ``active``; the row it replaces becomes
 ``replaced``), ``deployment.rolled_back`` (the new version failed beside a running one, which
-keeps serving), ``deployment.failed`` (nothing was serving), ``deployment.stopped``.
+keeps serving), ``deployment.failed`` (nothing was serving), ``deployment.stopped``,
+``deployment.rolled_back_on_demand`` (``rollback``: the previous version deployed again).
+A watch after the switch adds ``deployment.watch_passed``, or turns the attempt's row into
+``rolled_back`` (``deployment.rolled_back``) and its blue row back into ``active``.
+
+Clients reach an endpoint through its router (:mod:`modelcycle.deploy.router`) on a stable
+port; a row's ``url`` is that stable URL, its instance's URL the version's own server.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -18,10 +25,22 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
+from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo, build_bundle, verify_bundle
-from modelcycle.deploy.rollout import RolloutResult, SmokeResult, rollout, sample_rows, smoke_test
+from modelcycle.deploy.kubernetes import KubernetesError, apply_manifests
+from modelcycle.deploy.rollout import (
+    RolloutResult,
+    SmokeResult,
+    WatchLimits,
+    WatchResult,
+    rollout,
+    sample_rows,
+    smoke_test,
+    watch,
+)
+from modelcycle.deploy.router import EndpointRouter
 from modelcycle.deploy.targets import Instance, Target, open_target
-from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, NotFound
+from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, NotFound, NotReady
 from modelcycle.names import validate_name
 from modelcycle.store import ArtifactStore, MetadataStore, tables
 
@@ -36,7 +55,24 @@ REPLACED = "replaced"
 STOPPED = "stopped"
 FAILED = "failed"
 ROLLED_BACK = "rolled_back"
+WRITTEN = "written"  # kubernetes manifests written, not applied (no kubectl here)
+KUBERNETES = "kubernetes"
+ROLLBACK_REQUESTED = "rollback requested"
 _COLORS = ("blue", "green")
+
+
+def _watch_limits(
+    seconds: float | None, max_error_rate: float, max_p99_ms: float
+) -> WatchLimits | None:
+    if not 0.0 <= max_error_rate <= 1.0:
+        raise InvalidInput(f"must be within 0..1, got {max_error_rate}", field="max_error_rate")
+    if max_p99_ms <= 0:
+        raise InvalidInput(f"must be > 0, got {max_p99_ms}", field="max_p99_ms")
+    if seconds is None:
+        return None
+    if seconds <= 0:
+        raise InvalidInput(f"must be > 0 seconds, got {seconds}", field="watch")
+    return WatchLimits(seconds, max_error_rate=max_error_rate, max_p99_ms=max_p99_ms)
 
 
 class DeploymentFailed(ModelcycleError):
@@ -79,6 +115,12 @@ class Deployment:
         data = self.details.get("instance")
         return Instance.from_dict(data) if data else None
 
+    @property
+    def backend_url(self) -> str | None:
+        """The version's own server (``url`` is the endpoint's stable one, its router)."""
+        instance = self.instance
+        return instance.url if instance is not None else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -89,6 +131,7 @@ class Deployment:
             "status": self.status,
             "color": self.color,
             "url": self.url,
+            "backend_url": self.backend_url,
             "details": self.details,
             "created_at": self.created_at,
             "created_by": self.created_by,
@@ -210,18 +253,38 @@ class DeployService:
         port: int | None = None,
         trust: bool = False,
         ready_timeout: float = 60.0,
+        base_image: str | None = None,
+        export: Path | str | None = None,
+        watch: float | None = None,
+        max_error_rate: float = 0.05,
+        max_p99_ms: float = 500.0,
+        kserve: bool = False,
+        namespace: str | None = None,
+        _rollback_of: Deployment | None = None,
     ) -> Deployment:
-        """Deploy ``ref`` to ``endpoint``: blue/green beside what serves there now.
+        """Deploy ``ref`` to ``endpoint``: blue/green beside what serves there now, behind the
+        endpoint's router on its stable ``port`` (fixed by the first deployment).
 
         Raises :class:`DeploymentFailed` (after recording it) when the new version does not
-        start, become ready or pass the smoke test; the old version keeps serving.
+        start, become ready or pass the smoke test, or (``watch`` seconds after the switch)
+        exceeds ``max_error_rate`` or ``max_p99_ms``; the old version keeps serving.
         """
         endpoint = validate_name(endpoint, field="endpoint")
         if port is not None and not 0 < port < 65536:
             raise InvalidInput(f"must be within 1..65535, got {port}", field="port")
         if ready_timeout <= 0:
             raise InvalidInput("must be > 0", field="ready_timeout")
-        tgt = open_target(target, self.deployments_dir, log_db=self._meta.url)
+        if target == KUBERNETES:
+            return self._apply_kubernetes(ref, endpoint, kserve=kserve, namespace=namespace)
+        limits = _watch_limits(watch, max_error_rate, max_p99_ms)
+        tgt = open_target(
+            target,
+            self.deployments_dir,
+            log_db=self._meta.url,
+            base_image=base_image,
+            export=Path(export) if export is not None else None,
+        )
+        tgt.check()
         mv = self._registry.get(ref)
         if mv.status != ACTIVE:
             raise Conflict(f"{mv.ref} is {mv.status} and cannot be deployed")
@@ -230,8 +293,39 @@ class DeployService:
             raise Conflict(f"endpoint {endpoint!r} runs on the {blue.target} target; stop it first")
         blue_instance = blue.instance if blue is not None else None
         blue_running = blue_instance is not None and tgt.is_running(blue_instance)
-        if blue_instance is not None and port == blue_instance.port and blue_running:
-            port = None  # green goes beside blue; the endpoint's URL then names the new port
+        # The front door first, so a taken port fails before anything is built; a router found
+        # dead comes back pointing at blue.
+        router = self.router(endpoint)
+        front = router.ensure(
+            port=port, backend=blue_instance.url if blue_instance and blue_running else None
+        )
+        if blue_instance is not None and blue_running:
+            self._point(router, blue_instance.url)
+        try:
+            return self._rollout(
+                ref, mv, tgt, router, front, blue, blue_running, trust, ready_timeout, limits,
+                _rollback_of,
+            )  # fmt: skip
+        finally:
+            if not blue_running and self.active(endpoint) is None:
+                router.stop()  # nothing serves: no front door left open on a dead end
+
+    def _rollout(
+        self,
+        ref: str,
+        mv: ModelVersion,
+        tgt: Target,
+        router: EndpointRouter,
+        front: str,
+        blue: Deployment | None,
+        blue_running: bool,
+        trust: bool,
+        ready_timeout: float,
+        limits: WatchLimits | None,
+        rollback_of: Deployment | None,
+    ) -> Deployment:
+        endpoint = router.endpoint
+        blue_instance = blue.instance if blue is not None else None
         deployment_id = uuid.uuid4().hex
         workdir = self.deployments_dir / endpoint / deployment_id
         info = self.bundle(mv.ref, workdir / "bundle")
@@ -251,25 +345,52 @@ class DeployService:
             "previous": blue.id if blue is not None else None,
             "previous_model": blue.model if blue is not None else None,
             "trust": trust,
+            "endpoint_url": front,
         }
+        if rollback_of is not None:
+            details.update(reason=ROLLBACK_REQUESTED, rollback_of=rollback_of.id)
 
         def commit(green: Instance) -> None:
-            self._commit_success(base, details, green, expected_blue=blue, target=tgt)
+            self._commit_success(
+                base, details, green, expected_blue=blue, target=tgt, router=router
+            )
+
+        def watch_green(green: Instance) -> WatchResult:
+            assert limits is not None
+            return watch(
+                lambda: router.stats(green.url), limits, is_running=lambda: tgt.is_running(green)
+            )
+
+        def revert(green: Instance, verdict: WatchResult) -> None:
+            assert blue is not None
+            assert blue_instance is not None
+            self._point(router, blue_instance.url)  # traffic first, records second
+            self._record_watch_failure(base, details, verdict, blue, blue_instance, tgt)
 
         result = rollout(
             tgt,
             info,
             endpoint=endpoint,
             workdir=workdir,
-            port=port,
+            port=None,  # backends take free ports; the endpoint's port is the router's
             trust=trust,
             blue=blue_instance if blue_running else None,
             smoke=lambda green: self._smoke(mv, green, trust),
             commit=commit,
             ready_timeout=ready_timeout,
+            watch=watch_green if limits is not None else None,
+            revert=revert,
         )
         if result.ok:
+            if result.watch is not None:
+                self._record_watch_passed(base, result.watch)
             return self.get(deployment_id)
+        if result.watch is not None:
+            kept = f"; {details['previous_model']} serves endpoint {endpoint!r} again"
+            raise DeploymentFailed(
+                f"deployment of {mv.ref} to {endpoint!r} rolled back: {result.reason}{kept}",
+                deployment=self.get(deployment_id),
+            )
         return self._record_failure(base, details, result, blue_running=blue_running)
 
     def _smoke(self, mv: ModelVersion, green: Instance, trust: bool) -> SmokeResult:
@@ -307,23 +428,52 @@ class DeployService:
         *,
         expected_blue: Deployment | None,
         target: Target,
+        router: EndpointRouter,
     ) -> None:
         now = utc_timestamp()
-        d = tables.deployments
         full = {**details, "instance": green.as_dict()}
+        front = str(details["endpoint_url"])
+        on_demand = details.get("rollback_of") is not None
+        switched = False
+        try:
+            self._switch_in_tx(
+                base, full, green, expected_blue, target, router, now, on_demand, front
+            )
+            switched = True
+        finally:
+            if not switched and expected_blue is not None and expected_blue.instance is not None:
+                # The rows did not move (or the pointer could not): neither does the traffic.
+                with contextlib.suppress(ModelcycleError):
+                    self._point(router, expected_blue.instance.url)
+
+    def _switch_in_tx(
+        self,
+        base: dict[str, Any],
+        full: dict[str, Any],
+        green: Instance,
+        expected_blue: Deployment | None,
+        target: Target,
+        router: EndpointRouter,
+        now: str,
+        on_demand: bool,
+        front: str,
+    ) -> None:
+        d = tables.deployments
         with self._meta.write(
             actor=self._actor,
-            action="deployment.succeeded",
+            action="deployment.rolled_back_on_demand" if on_demand else "deployment.succeeded",
             subject=f"deployment:{base['endpoint']}",
             payload={
                 "id": base["id"],
                 "model": f"{base['model_name']}/{base['model_version']}",
                 "target": base["target"],
-                "url": green.url,
+                "url": front,
+                "backend_url": green.url,
                 "pid": green.pid,
                 "color": base["color"],
                 "bundle_sha256": base["bundle_sha256"],
                 "replaced": expected_blue.id if expected_blue is not None else None,
+                **({"reason": full["reason"]} if on_demand else {}),
             },
         ) as tx:
             current = tx.conn.execute(
@@ -343,15 +493,15 @@ class DeployService:
                 insert(d).values(
                     **base,
                     status=ACTIVE,
-                    url=green.url,
+                    url=front,
                     details=canonical_json(full),
                     created_at=now,
                     created_by=self._actor,
                     updated_at=now,
                 )
             )
-            # The pointer moves inside the transaction: if it cannot be written, no row says
-            # the switch happened.
+            # The pointer and the router move inside the transaction: if either cannot, no row
+            # says the switch happened (and the caller points the router back at blue).
             target.activate(
                 base["endpoint"],
                 green,
@@ -360,8 +510,11 @@ class DeployService:
                     "model": f"{base['model_name']}/{base['model_version']}",
                     "pid": green.pid,
                     "color": base["color"],
+                    "url": front,
+                    "port": router.port,
                 },
             )
+            self._point(router, green.url)
 
     def _record_failure(
         self,
@@ -423,6 +576,215 @@ class DeployService:
             deployment=record,
         )
 
+    def _point(self, router: EndpointRouter, url: str) -> None:
+        """Send the endpoint's traffic to ``url``; a router found dead (or deaf) is started
+        again, on the same port, forwarding there."""
+        try:
+            router.switch(url)
+        except NotReady:
+            router.stop()
+            router.ensure(port=router.port, backend=url)
+
+    def _record_watch_failure(
+        self,
+        base: dict[str, Any],
+        details: dict[str, Any],
+        verdict: WatchResult,
+        blue: Deployment,
+        blue_instance: Instance,
+        target: Target,
+    ) -> None:
+        """Green went over a limit during the watch: its row becomes ``rolled_back``, blue's
+        ``active`` again, and the pointer names blue."""
+        now = utc_timestamp()
+        d = tables.deployments
+        green = self.get(base["id"])
+        full = {**green.details, "reason": verdict.reason, "watch": verdict.as_dict()}
+        with self._meta.write(
+            actor=self._actor,
+            action="deployment.rolled_back",
+            subject=f"deployment:{base['endpoint']}",
+            payload={
+                "id": base["id"],
+                "model": green.model,
+                "target": base["target"],
+                "reason": verdict.reason,
+                "kept": blue.id,
+                "bundle_sha256": base["bundle_sha256"],
+                "watch": verdict.as_dict(),
+            },
+        ) as tx:
+            tx.conn.execute(
+                update(d)
+                .where(d.c.id == base["id"])
+                .values(status=ROLLED_BACK, url=None, details=canonical_json(full), updated_at=now)
+            )
+            tx.conn.execute(
+                update(d).where(d.c.id == blue.id).values(status=ACTIVE, updated_at=now)
+            )
+            target.activate(
+                base["endpoint"],
+                blue_instance,
+                {
+                    "deployment": blue.id,
+                    "model": blue.model,
+                    "pid": blue_instance.pid,
+                    "color": blue.color,
+                    "url": details["endpoint_url"],
+                    "port": self.router(base["endpoint"]).port,
+                },
+            )
+
+    def _record_watch_passed(self, base: dict[str, Any], verdict: WatchResult) -> None:
+        d = tables.deployments
+        record = self.get(base["id"])
+        with self._meta.write(
+            actor=self._actor,
+            action="deployment.watch_passed",
+            subject=f"deployment:{base['endpoint']}",
+            payload={"id": base["id"], "model": record.model, "watch": verdict.as_dict()},
+        ) as tx:
+            tx.conn.execute(
+                update(d)
+                .where(d.c.id == base["id"])
+                .values(
+                    details=canonical_json({**record.details, "watch": verdict.as_dict()}),
+                    updated_at=utc_timestamp(),
+                )
+            )
+
+    def rollback(
+        self,
+        endpoint: str,
+        *,
+        ready_timeout: float = 60.0,
+        watch: float | None = None,
+        max_error_rate: float = 0.05,
+        max_p99_ms: float = 500.0,
+    ) -> Deployment:
+        """Go back to the version the endpoint served before: a new blue/green deployment of
+        the latest replaced deployment of another version (same readiness and smoke test),
+        recorded as ``deployment.rolled_back_on_demand``.
+
+        NotFound when nothing serves the endpoint; Conflict when nothing came before."""
+        endpoint = validate_name(endpoint, field="endpoint")
+        current = self.active(endpoint)
+        if current is None:
+            raise NotFound(f"endpoint {endpoint!r} has no active deployment to roll back")
+        earlier = [
+            h
+            for h in self.list(endpoint, all=True)
+            if h.status == REPLACED and h.model != current.model and h.id != current.id
+        ]
+        if not earlier:
+            raise Conflict(
+                f"endpoint {endpoint!r} has served only {current.model}: nothing to go back to"
+            )
+        previous = earlier[-1]
+        return self.deploy(
+            previous.model,
+            endpoint=endpoint,
+            target=current.target,
+            trust=bool(previous.details.get("trust", False)),
+            ready_timeout=ready_timeout,
+            watch=watch,
+            max_error_rate=max_error_rate,
+            max_p99_ms=max_p99_ms,
+            _rollback_of=current,
+        )
+
+    def _apply_kubernetes(
+        self, ref: str, endpoint: str, *, kserve: bool, namespace: str | None
+    ) -> Deployment:
+        """Bundle, then apply the manifests with kubectl (or only write them): one row and one
+        audit event either way; a failed apply is recorded and raised."""
+        if namespace is not None:
+            namespace = validate_name(namespace, field="namespace")
+        mv = self._registry.get(ref)
+        if mv.status != ACTIVE:
+            raise Conflict(f"{mv.ref} is {mv.status} and cannot be deployed")
+        previous = self.active(endpoint)
+        if previous is not None and previous.target != KUBERNETES:
+            raise Conflict(
+                f"endpoint {endpoint!r} runs on the {previous.target} target; stop it first"
+            )
+        deployment_id = uuid.uuid4().hex
+        info = self.bundle(mv.ref, self.deployments_dir / endpoint / deployment_id / "bundle")
+        base: dict[str, Any] = {
+            "id": deployment_id,
+            "endpoint": endpoint,
+            "target": KUBERNETES,
+            "model_name": mv.name,
+            "model_version": mv.version,
+            "bundle_sha256": info.digest,
+            "color": None,
+        }
+        details: dict[str, Any] = {
+            "ref": ref,
+            "bundle": str(info.path),
+            "image": image_name(info.manifest),
+            "namespace": namespace,
+            "kserve": kserve,
+            "previous": previous.id if previous is not None else None,
+            "previous_model": previous.model if previous is not None else None,
+        }
+        reason: str | None = None
+        try:
+            result = apply_manifests(info, kserve=kserve, namespace=namespace)
+        except KubernetesError as exc:
+            status, action, reason = FAILED, "deployment.failed", str(exc)
+            details["reason"] = reason
+        else:
+            applied = result.applied
+            status = ACTIVE if applied else WRITTEN
+            action = "deployment.applied" if applied else "deployment.manifests_written"
+            details["kubectl"] = {
+                "command": result.shell_command,
+                "applied": applied,
+                "output": result.output[-2000:],
+            }
+        now = utc_timestamp()
+        d = tables.deployments
+        with self._meta.write(
+            actor=self._actor,
+            action=action,
+            subject=f"deployment:{endpoint}",
+            payload={
+                "id": deployment_id,
+                "model": mv.ref,
+                "target": KUBERNETES,
+                "bundle_sha256": info.digest,
+                "reason": reason,
+            },
+        ) as tx:
+            if status == ACTIVE and previous is not None:
+                tx.conn.execute(
+                    update(d).where(d.c.id == previous.id).values(status=REPLACED, updated_at=now)
+                )
+            tx.conn.execute(
+                insert(d).values(
+                    **base,
+                    status=status,
+                    url=None,
+                    details=canonical_json(details),
+                    created_at=now,
+                    created_by=self._actor,
+                    updated_at=now,
+                )
+            )
+        record = self.get(deployment_id)
+        if status == FAILED:
+            raise DeploymentFailed(
+                f"deployment of {record.model} to {endpoint!r} failed: {reason}",
+                deployment=record,
+            )
+        return record
+
+    def router(self, endpoint: str) -> EndpointRouter:
+        """The handle on ``endpoint``'s router (nothing is started by asking)."""
+        endpoint = validate_name(endpoint, field="endpoint")
+        return EndpointRouter(self.deployments_dir / endpoint / "router", endpoint=endpoint)
+
     # -- records ----------------------------------------------------------------------------
 
     def get(self, deployment_id: str) -> Deployment:
@@ -474,7 +836,14 @@ class DeployService:
         current = self.active(endpoint)
         if current is None:
             raise NotFound(f"endpoint {endpoint!r} has no active deployment")
+        if current.target == KUBERNETES:
+            raise Conflict(
+                f"endpoint {endpoint!r} runs on a Kubernetes cluster: remove it there with "
+                f"`kubectl delete -f {current.details.get('bundle')}/kubernetes`"
+            )
         tgt = open_target(current.target, self.deployments_dir)
+        # The front door closes first: clients see the endpoint gone, not a 502 per request.
+        self.router(endpoint).stop()
         instance = current.instance
         was_running = tgt.stop(instance) if instance is not None else False
         now = utc_timestamp()

@@ -165,7 +165,10 @@ def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
     _wait("credit/1 promoted", lambda: "champion" in ws.registry.get("credit/1").aliases, 60)
     say("   -> promoted to [bold]champion[/] (first promotion); rule deploy-champion fires")
     d1 = _wait("credit/1 deployed", lambda: _serving(ws, 1), 180)
-    say(f"   -> deployed locally (blue/green, smoke-tested) at [bold]{d1.url}[/]")
+    say(
+        f"   -> deployed locally (blue/green, smoke-tested) at [bold]{d1.url}[/] (the endpoint's "
+        f"stable URL; its router forwards to {d1.backend_url})"
+    )
 
     say("[bold]2.[/] production traffic")
     sample = make_credit(40, seed=7).drop_columns(["default"]).to_pylist()
@@ -210,15 +213,69 @@ def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
     v2 = _wait("credit/2 registered", lambda: _version(ws, "credit/2"), 180)
     auc = v2.metrics.get("roc_auc", 0)
     say(f"   -> [bold]credit/2[/] trained on {v2.datasets[0]}, holdout roc_auc {auc:.4f}")
-    _wait("the gate decided", lambda: _gate(ws), 120)
-    gate = _gate(ws)
-    say(f"   -> promotion gate on credit-holdout@2: {gate}")
+    # Production keeps calling the stable URL while the worker redeploys behind it.
+    traffic = _Traffic(f"{d1.url}/v2/models/credit/infer", v2_body).start()
+    try:
+        _wait("the gate decided", lambda: _gate(ws), 120)
+        gate = _gate(ws)
+        say(f"   -> promotion gate on credit-holdout@2: {gate}")
+        if "champion" in ws.registry.get("credit/2").aliases:
+            _wait("credit/2 deployed", lambda: _serving(ws, 2), 180)
+            _wait("an answer from credit/2", lambda: "2" in traffic.versions, 30)
+    finally:
+        traffic.stop()
+    seen = " -> ".join(traffic.order) or "none"
+    say(
+        f"   client on {d1.url} during the redeploy: {traffic.sent} requests sent, "
+        f"[bold]{traffic.failed} failed[/], versions seen {seen}"
+    )
+    if traffic.failed:
+        raise DemoFailed(
+            f"{traffic.failed} requests failed during the switch: {traffic.errors[:3]}"
+        )
     if "champion" in ws.registry.get("credit/2").aliases:
-        d2 = _wait("credit/2 deployed", lambda: _serving(ws, 2), 180)
-        version, _ = _post(f"{d2.url}/predict", {"rows": sample[:1]})
-        say(f"   -> blue/green redeploy: [bold]{d2.url}[/] now answers with version {version}")
+        version, _ = _post(f"{d1.url}/predict", {"rows": sample[:1]})
+        say(f"   -> blue/green redeploy: [bold]{d1.url}[/] now answers with version {version}")
     else:
         say("   -> the gate kept credit/1: nothing to redeploy")
+
+
+class _Traffic:
+    """A client thread calling the endpoint's stable URL until stopped, counting failures."""
+
+    def __init__(self, url: str, body: Any) -> None:
+        self.url, self.body = url, body
+        self.sent = self.failed = 0
+        self.versions: set[str] = set()
+        self.order: list[str] = []  # versions in the order first seen
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-traffic", daemon=True)
+
+    def start(self) -> _Traffic:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        # Bounded: a few requests a second, at most an hour's worth.
+        for _ in range(100_000):
+            if self._stop.is_set():
+                return
+            self.sent += 1
+            try:
+                version, _ = _post(self.url, self.body)
+            except (OSError, ValueError) as exc:
+                self.failed += 1
+                self.errors.append(str(exc))
+            else:
+                if version and version not in self.versions:
+                    self.versions.add(version)
+                    self.order.append(version)
+            self._stop.wait(0.05)
 
 
 def _version(ws: Workspace, ref: str) -> Any:

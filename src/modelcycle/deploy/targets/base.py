@@ -57,6 +57,9 @@ class Target(ABC):
     name: ClassVar[str]
     root: Path  # ROOT/ENDPOINT/ holds each endpoint's attempts and its current pointer
 
+    def check(self) -> None:  # noqa: B027 - most targets need nothing checked
+        """Raise (NotReady, saying what to install) when this target cannot run here."""
+
     @abstractmethod
     def start(
         self,
@@ -79,10 +82,21 @@ class Target(ABC):
 
     def activate(self, endpoint: str, instance: Instance, record: dict[str, Any]) -> None:
         """Point ``endpoint`` at ``instance``: ``ROOT/ENDPOINT/current.json`` (replaced
-        atomically) and the ``current`` symlink to the instance's folder."""
+        atomically) and the ``current`` symlink to the instance's folder.
+
+        ``url``/``port`` in the pointer are the endpoint's stable ones when ``record`` gives
+        them (its router), else the instance's; ``backend_url``/``backend_port`` the
+        instance's."""
         folder = self.root / endpoint
         folder.mkdir(parents=True, exist_ok=True)
-        pointer = {"endpoint": endpoint, **record, "url": instance.url, "port": instance.port}
+        pointer = {
+            "endpoint": endpoint,
+            "url": instance.url,
+            "port": instance.port,
+            **record,
+            "backend_url": instance.url,
+            "backend_port": instance.port,
+        }
         tmp = folder / ".current.json.tmp"
         tmp.write_text(json.dumps(pointer, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, folder / "current.json")

@@ -22,7 +22,7 @@ from typing import ClassVar
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import Instance, Target
 
-__all__ = ["LocalTarget", "free_port"]
+__all__ = ["LocalTarget", "free_port", "port_free"]
 
 # Servers this process started: polled so they are reaped (a dead child stays a zombie,
 # which kill(pid, 0) still finds, until its parent waits for it).
@@ -37,7 +37,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, port))
@@ -93,7 +93,7 @@ class LocalTarget(Target):
     ) -> Instance:
         from modelcycle.errors import Conflict
 
-        if port is not None and not _port_free(self.host, port):
+        if port is not None and not port_free(self.host, port):
             raise Conflict(f"port {port} on {self.host} is in use")
         chosen = port if port is not None else free_port(self.host)
         workdir.mkdir(parents=True, exist_ok=True)

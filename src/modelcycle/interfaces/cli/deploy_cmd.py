@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -12,7 +14,9 @@ from rich.table import Table
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
 
-deployments_app = typer.Typer(help="Deployments: list, show, stop, logs.", no_args_is_help=True)
+deployments_app = typer.Typer(
+    help="Deployments: list, show, stop, logs, rollback.", no_args_is_help=True
+)
 
 
 def bundle(
@@ -60,17 +64,52 @@ def bundle(
 def deploy(
     ref: str = typer.Argument(..., help="NAME@ALIAS or NAME/VERSION to deploy."),
     endpoint: str = typer.Option(..., "--endpoint", help="Endpoint name (stable across versions)."),
-    target: str = typer.Option("local", "--target", help="Where to run it: local."),
+    target: str = typer.Option(
+        "local", "--target", help="Where to run it: local, container or kubernetes."
+    ),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Container target: the base image (default: localhost/modelcycle-base, made "
+        "locally with debootstrap when missing).",
+    ),
+    export: Path | None = typer.Option(
+        None, "--export", help="Container target: also write the image as an OCI archive."
+    ),
     port: int | None = typer.Option(
-        None, "--port", min=1, max=65535, help="Port for the new server (default: a free one)."
+        None,
+        "--port",
+        min=1,
+        max=65535,
+        help="The endpoint's stable port (its router), fixed by the first deployment "
+        "(default: a free one); each version's server takes a free port behind it.",
     ),
     trust: bool = typer.Option(False, "--trust", help="Load models that need trust (pickle)."),
     ready_timeout: float = typer.Option(
         60.0, "--ready-timeout", min=1.0, help="Seconds the new server has to become ready."
     ),
+    watch: str | None = typer.Option(
+        None,
+        "--watch",
+        help="After the switch, keep the old version for this long (e.g. 60s, 2m) and go back "
+        "to it if the new one exceeds --max-error-rate or --max-p99-ms.",
+    ),
+    max_error_rate: float = typer.Option(
+        0.05, "--max-error-rate", min=0.0, max=1.0, help="Watch: highest share of 5xx/errors."
+    ),
+    max_p99_ms: float = typer.Option(
+        500.0, "--max-p99-ms", min=0.0, help="Watch: highest p99 latency (ms) at the endpoint."
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Kubernetes target: the namespace to apply to."
+    ),
+    kserve: bool = typer.Option(
+        False, "--kserve", help="Kubernetes target: apply the KServe InferenceService instead."
+    ),
 ) -> None:
     """Deploy a model version to an endpoint: blue/green beside the running one, smoke test,
     switch; on failure the old version keeps serving (exit code 1)."""
+    watch_seconds = _seconds(watch, field="--watch") if watch is not None else None
     with open_workspace() as ws:
         previous = ws.deploy.active(endpoint)
         dep = ws.deploy.deploy(
@@ -80,13 +119,56 @@ def deploy(
             port=port,
             trust=trust,
             ready_timeout=ready_timeout,
+            base_image=base_image,
+            export=export,
+            watch=watch_seconds,
+            max_error_rate=max_error_rate,
+            max_p99_ms=max_p99_ms,
+            kserve=kserve,
+            namespace=namespace,
         )
+    if dep.target == "kubernetes":
+        _print_kubernetes(dep)
+        return
     instance = dep.instance
     replaced = f", replacing {escape(previous.model)}" if previous is not None else ""
     console.print(
         f"Deployed [bold]{escape(dep.model)}[/] to endpoint [bold]{escape(dep.endpoint)}[/] "
         f"({dep.target}, {dep.color}){replaced}: {escape(dep.url or '')}"
-        + (f" (pid {instance.pid})" if instance is not None and instance.pid else ""),
+        + _where(dep.backend_url, instance.pid if instance is not None else None),
+        highlight=False,
+    )
+    _print_watch(dep.details.get("watch"))
+    if instance is not None and instance.extra.get("image"):
+        extra = instance.extra
+        size_mb = int(extra.get("image_size_bytes") or 0) / 1e6
+        console.print(
+            f"Image {escape(extra['image'])} ({extra.get('image_id', '')[:12]}, {size_mb:.0f} MB, "
+            f"built in {extra.get('build_seconds')} s) in container {escape(extra['container'])}"
+            + (f"; OCI archive: {escape(extra['export'])}" if extra.get("export") else ""),
+            highlight=False,
+        )
+
+
+def _print_kubernetes(dep: Any) -> None:
+    kubectl = dep.details.get("kubectl") or {}
+    if kubectl.get("applied"):
+        console.print(
+            f"Applied [bold]{escape(dep.model)}[/] to endpoint [bold]{escape(dep.endpoint)}[/] "
+            f"(kubernetes): {escape(kubectl['command'])}",
+            highlight=False,
+        )
+        typer.echo(kubectl.get("output", ""))
+    else:
+        console.print(
+            f"Wrote the manifests of [bold]{escape(dep.model)}[/] "
+            f"({escape(kubectl.get('output', ''))}); apply them where a cluster is reachable:",
+            highlight=False,
+        )
+        typer.echo(kubectl.get("command", ""))
+    console.print(
+        f"The image they name, {escape(dep.details['image'])}, must be in a registry the cluster "
+        "pulls from (deploy --target container --export FILE writes it as an OCI archive).",
         highlight=False,
     )
 
@@ -127,15 +209,25 @@ def show(
     with open_workspace() as ws:
         d = ws.deploy.show(endpoint)
         running = ws.deploy.is_running(d)
+        router = ws.deploy.router(d.endpoint)
+        router_pid = router.pid() if router.is_running() else None
     if as_json:
-        typer.echo(json.dumps({**d.as_dict(), "running": running}, indent=2, sort_keys=True))
+        typer.echo(
+            json.dumps(
+                {**d.as_dict(), "running": running, "router_pid": router_pid},
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return
     inst = d.instance
     lines = [
         f"endpoint   {d.endpoint}",
         f"model      {d.model}",
         f"status     {d.status}{'' if running or d.status != 'active' else ' (not running)'}",
-        f"url        {d.url or '-'}",
+        f"url        {d.url or '-'} (stable: the endpoint's router)",
+        f"backend    {d.backend_url or '-'}",
+        f"router     {f'pid {router_pid}' if router_pid else 'not running'}",
         f"target     {d.target} ({d.color or '-'})",
         f"pid        {inst.pid if inst is not None and inst.pid else '-'}",
         f"bundle     {d.details.get('bundle', '-')} (digest {d.bundle_sha256})",
@@ -146,7 +238,57 @@ def show(
         lines.append(f"reason     {d.reason}")
     if d.details.get("previous_model"):
         lines.append(f"previous   {d.details['previous_model']}")
+    watched = d.details.get("watch")
+    if watched:
+        lines.append(f"watch      {_watch_line(watched)}")
     console.print(escape("\n".join(lines)), highlight=False)
+
+
+@deployments_app.command("rollback")
+def rollback(
+    endpoint: str = typer.Argument(..., help="Endpoint name."),
+    ready_timeout: float = typer.Option(
+        60.0, "--ready-timeout", min=1.0, help="Seconds the old version has to become ready."
+    ),
+) -> None:
+    """Go back to the version the endpoint served before (blue/green, smoke-tested)."""
+    with open_workspace() as ws:
+        current = ws.deploy.active(endpoint)
+        dep = ws.deploy.rollback(endpoint, ready_timeout=ready_timeout)
+    was = f" from {escape(current.model)}" if current is not None else ""
+    console.print(
+        f"Rolled back endpoint [bold]{escape(dep.endpoint)}[/]{was} to [bold]"
+        f"{escape(dep.model)}[/]: {escape(dep.url or '')} "
+        f"(backend {escape(dep.backend_url or '')})",
+        highlight=False,
+    )
+
+
+def _seconds(text: str, *, field: str) -> float:
+    """``60``, ``60s``, ``2m``, ``1h`` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise InvalidInput(f"{text!r} is not a duration; expected e.g. 60, 60s, 2m", field=field)
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _where(backend: str | None, pid: int | None) -> str:
+    parts = ([f"backend {escape(backend)}"] if backend else []) + ([f"pid {pid}"] if pid else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _watch_line(watched: dict[str, Any]) -> str:
+    p99 = watched.get("p99_ms")
+    verdict = "passed" if watched.get("ok") else "failed"
+    return (
+        f"{verdict} after {watched.get('seconds')} s: {watched.get('requests')} requests, "
+        f"error rate {watched.get('error_rate')}, p99 {'-' if p99 is None else f'{p99} ms'}"
+    )
+
+
+def _print_watch(watched: dict[str, Any] | None) -> None:
+    if watched:
+        console.print(f"Watch {escape(_watch_line(watched))}", highlight=False)
 
 
 @deployments_app.command("stop")

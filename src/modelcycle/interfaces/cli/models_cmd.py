@@ -79,7 +79,14 @@ def show(
     """A version's lineage: run, data sets, code version, signature, metrics, aliases, events."""
     with open_workspace() as ws:
         lineage = ws.registry.lineage(ref)
-    data = lineage.as_dict()
+        mv = lineage.version
+        # Where this version serves now: the active deployments that run it.
+        deployed = [
+            {"endpoint": d.endpoint, "target": d.target, "url": d.url, "since": d.created_at}
+            for d in ws.deploy.list()
+            if d.model_name == mv.name and d.model_version == mv.version
+        ]
+    data = {**lineage.as_dict(), "deployments": deployed}
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -93,6 +100,8 @@ def show(
         ("requirements", "requirements"),
     ):
         console.print(f"{label}: {escape(_text(data[key]))}")
+    where = ", ".join(f"{d['endpoint']} ({d['target']}, {d['url']})" for d in deployed)
+    console.print(f"deployed: {escape(where or 'nowhere')}")
     sig = Table("input", "type", "nullable", title=f"signature ({data['signature'].get('task')})")
     for col in data["signature"].get("inputs", []):
         sig.add_row(escape(col["name"]), col["type"], str(col["nullable"]))

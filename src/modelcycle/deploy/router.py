@@ -1,0 +1,674 @@
+"""The endpoint router: one small front process per endpoint, on the endpoint's stable port.
+
+Clients call ``http://127.0.0.1:PORT`` (the port is fixed by the endpoint's first deployment);
+the router forwards every request (method, path, query, headers, body) to the endpoint's
+active backend and relays the answer (status, headers such as ``X-Model-Version``, body).
+Backends change at each deployment; the front port does not.
+
+**The switch.** The router listens on a second socket, an admin port on 127.0.0.1 that only
+answers requests carrying the token from ``router.json`` (mode 0600, readable by the workspace
+owner only). ``POST /router/switch`` replaces the backend with one assignment in the router's
+event loop: a request picks its backend once, after its body is read, so every request that
+starts after the assignment goes to the new backend. The answer is sent only after the
+requests still in flight to the old backend have finished (or ``drain_seconds`` passed), so
+when the deploying process stops the old backend, nothing can be sent to it any more. A
+request whose connection to a backend is refused (a backend that just stopped) is retried
+once on the current backend: the connection never opened, so nothing was sent twice.
+
+Per backend the router counts requests, 5xx answers and connection errors, and keeps a
+latency histogram; ``GET /router/stats`` returns them (the ``--watch`` after a switch reads
+them). A backend's figures start from zero each time it becomes the backend.
+
+Files, in ``DEPLOYMENTS/ENDPOINT/router/``: ``router.json`` (ports, token, first backend),
+``server.pid`` and ``router.log``. The process is detached (its own session): it outlives the
+command that started it, until ``modelcycle deployments stop``.
+
+This module's top level imports the standard library only; the server's imports (uvicorn,
+httpx) happen in the router process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelcycle.errors import Conflict, NotReady
+
+__all__ = ["BackendStats", "EndpointRouter", "LatencyHistogram", "main"]
+
+HOST = "127.0.0.1"
+_MODULE = "modelcycle.deploy.router"
+# Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection, never forwarded; host and
+# content-length are set again for the upstream request.
+_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_DROP_REQUEST = _HOP | {b"host", b"content-length"}
+_MAX_BODY = 256 * 1024 * 1024
+_NO_CONNECTION = -1
+# Bucket bounds in ms, ~19% apart from 0.1 ms to about 2 min: p99 within a few percent.
+_BOUNDS: tuple[float, ...] = tuple(0.1 * 2 ** (i / 4) for i in range(82))
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Routers this process started: polled so a stopped one is reaped, not left a zombie.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class LatencyHistogram:
+    """Request latencies in fixed log-spaced buckets; quantiles interpolate within one."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BOUNDS) + 1)
+        self.max_ms = 0.0
+
+    def observe(self, ms: float) -> None:
+        lo, hi = 0, len(_BOUNDS)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ms <= _BOUNDS[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        self.counts[lo] += 1
+        self.max_ms = max(self.max_ms, ms)
+
+    def quantile(self, q: float) -> float | None:
+        total = sum(self.counts)
+        if total == 0:
+            return None
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(self.counts):
+            if n and seen + n >= rank:
+                lower = _BOUNDS[i - 1] if i > 0 else 0.0
+                upper = _BOUNDS[i] if i < len(_BOUNDS) else self.max_ms
+                value = lower + (upper - lower) * max(0.0, rank - seen) / n
+                return min(value, self.max_ms)
+            seen += n
+        return self.max_ms
+
+
+@dataclass(frozen=True, slots=True)
+class BackendStats:
+    """What the router saw of one backend since it became the backend."""
+
+    url: str
+    requests: int
+    errors: int  # 5xx answers + connection errors
+    status_5xx: int
+    connection_errors: int
+    in_flight: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float
+    seconds: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BackendStats:
+        return cls(**{k: data[k] for k in cls.__slots__})
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.status_5xx = 0
+        self.connection_errors = 0
+        self.in_flight = 0
+        self.hist = LatencyHistogram()
+        self.since = time.monotonic()
+
+    def as_dict(self, url: str) -> dict[str, Any]:
+        p50, p99 = self.hist.quantile(0.5), self.hist.quantile(0.99)
+        return {
+            "url": url,
+            "requests": self.requests,
+            "errors": self.status_5xx + self.connection_errors,
+            "status_5xx": self.status_5xx,
+            "connection_errors": self.connection_errors,
+            "in_flight": self.in_flight,
+            "p50_ms": round(p50, 3) if p50 is not None else None,
+            "p99_ms": round(p99, 3) if p99 is not None else None,
+            "max_ms": round(self.hist.max_ms, 3),
+            "seconds": round(time.monotonic() - self.since, 3),
+        }
+
+
+# -- the router process ---------------------------------------------------------------------
+
+
+class _Router:
+    """The ASGI app: the proxy on the front socket, the admin routes on the admin socket."""
+
+    def __init__(self, *, token: str, admin_port: int, backend: str | None) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self.token = token
+        self.admin_port = admin_port
+        self.backend = backend
+        self.stats: dict[str, _Counters] = {}
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        if backend is not None:
+            self.stats[backend] = _Counters()
+
+    def client(self, backend: str) -> Any:
+        client = self.clients.get(backend)
+        if client is None:
+            httpx = self._httpx
+            # Pooled keep-alive connections per backend; idle ones are dropped well before
+            # the backend's own 30 s keep-alive timeout, so none is closed under a request.
+            client = httpx.AsyncClient(
+                base_url=backend,
+                limits=httpx.Limits(max_connections=256, keepalive_expiry=5.0),
+                timeout=httpx.Timeout(120.0, connect=5.0, pool=60.0),
+                follow_redirects=False,
+            )
+            self.clients[backend] = client
+        return client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] != "http":
+            return
+        elif scope.get("server") and scope["server"][1] == self.admin_port:
+            await self._admin(scope, receive, send)
+        else:
+            await self._proxy(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for client in list(self.clients.values()):
+                    await client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await _read_body(receive)
+        if body is None:
+            await _answer(send, 413, {"error": f"request body over {_MAX_BODY} bytes"})
+            return
+        backend = self.backend
+        if backend is None:
+            await _answer(send, 503, {"error": "the endpoint has no backend"})
+            return
+        counters = self.stats.setdefault(backend, _Counters())
+        counters.in_flight += 1
+        counters.requests += 1
+        started = time.perf_counter()
+        status = _NO_CONNECTION
+        try:
+            status = await self._forward(scope, body, backend, send)
+        finally:
+            counters.in_flight -= 1
+            if status == _NO_CONNECTION:
+                counters.connection_errors += 1
+            elif status >= 500:
+                counters.status_5xx += 1
+            counters.hist.observe((time.perf_counter() - started) * 1000.0)
+
+    async def _forward(self, scope: Scope, body: bytes, backend: str, send: Send) -> int:
+        """Relay one request; the status relayed (``_NO_CONNECTION``: none could be made)."""
+        httpx = self._httpx
+        path = scope.get("raw_path") or scope["path"].encode()
+        if scope.get("query_string"):
+            path += b"?" + scope["query_string"]
+        headers = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        client_addr = scope.get("client")
+        if client_addr:
+            headers.append((b"x-forwarded-for", str(client_addr[0]).encode()))
+        target = backend
+        for attempt in (1, 2):
+            client = self.client(target)
+            request = client.build_request(
+                scope["method"], path.decode("latin-1"), headers=headers, content=body
+            )
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                current = self.backend
+                if attempt == 1 and current is not None:
+                    target = current  # nothing was sent; the switch may have moved on
+                    continue
+                await _answer(send, 502, {"error": f"no connection to the backend ({exc})"})
+                return _NO_CONNECTION
+            except httpx.TimeoutException as exc:
+                await _answer(send, 504, {"error": f"the backend did not answer in time ({exc})"})
+                return 504
+            except httpx.HTTPError as exc:
+                await _answer(send, 502, {"error": f"the backend failed ({exc})"})
+                return 502
+            break
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP],
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except httpx.HTTPError:
+            # Headers are out: all that is left is to cut the answer short.
+            return 502
+        finally:
+            await response.aclose()
+        return int(response.status_code)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        if not secrets.compare_digest(headers.get(b"x-router-token", b""), self.token.encode()):
+            await _answer(send, 401, {"error": "missing or wrong X-Router-Token"})
+            return
+        body = await _read_body(receive) or b"{}"
+        route = (scope["method"], scope["path"])
+        if route == ("GET", "/router/health"):
+            await _answer(send, 200, {"backend": self.backend, "pid": os.getpid()})
+        elif route == ("GET", "/router/stats"):
+            stats = {url: c.as_dict(url) for url, c in self.stats.items()}
+            await _answer(send, 200, {"backend": self.backend, "backends": stats})
+        elif route == ("POST", "/router/switch"):
+            try:
+                data = json.loads(body)
+                new = data["backend"]
+                drain = float(data.get("drain_seconds", 30.0))
+            except (ValueError, KeyError, TypeError):
+                await _answer(send, 400, {"error": "expected {backend, drain_seconds}"})
+                return
+            await _answer(send, 200, await self.switch(new, drain))
+        else:
+            await _answer(send, 404, {"error": f"no admin route {route[0]} {route[1]}"})
+
+    async def switch(self, new: str | None, drain_seconds: float) -> dict[str, Any]:
+        previous = self.backend
+        if new is not None and new != previous:
+            self.stats[new] = _Counters()  # a port reused by a later backend starts afresh
+        self.backend = new  # from here on, every request that starts goes to `new`
+        for url in [u for u in self.stats if u not in (new, previous)]:
+            del self.stats[url]
+        in_flight = 0
+        if previous is not None and previous != new:
+            old = self.stats.get(previous)
+            deadline = time.monotonic() + drain_seconds
+            while old is not None and old.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            in_flight = old.in_flight if old is not None else 0
+            client = self.clients.pop(previous, None)
+            if client is not None and not in_flight:
+                await client.aclose()
+        return {"previous": previous, "backend": new, "in_flight_previous": in_flight}
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _listen(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Inherited by accepted connections on Linux: no delayed-ACK stall on keep-alive answers.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((HOST, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    return sock
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Stands in for the default handlers while uvicorn runs (it installs its own)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the router of the endpoint whose router folder is given (reads its router.json)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {_MODULE}", description=main.__doc__)
+    parser.add_argument("folder", help="DEPLOYMENTS/ENDPOINT/router")
+    args = parser.parse_args(argv)
+    config = json.loads((Path(args.folder) / "router.json").read_text(encoding="utf-8"))
+    sockets: list[socket.socket] = []
+    for port in (int(config["port"]), int(config["admin_port"])):
+        try:
+            sockets.append(_listen(port))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            print(f"error: cannot listen on {HOST}:{port} ({exc.strerror})", file=sys.stderr)
+            return 1
+
+    import uvicorn
+    import uvloop
+
+    app = _Router(
+        token=str(config["token"]),
+        admin_port=int(config["admin_port"]),
+        backend=config.get("backend"),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http="httptools",
+            loop="none",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=30,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+    )
+    print(
+        f"Router of endpoint {config.get('endpoint')} on http://{HOST}:{config['port']} "
+        f"-> {config.get('backend') or '(no backend yet)'}",
+        flush=True,
+    )
+    # uvicorn re-raises the signal that stopped it; with these in place that is a no-op and a
+    # SIGTERM stop exits 0.
+    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(server.serve(sockets=sockets))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for sock in sockets:
+            sock.close()
+    return 0
+
+
+# -- the deploying process's handle on a router ---------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the router binds: connections of a router that just ended (TIME_WAIT) do not
+        # make its port "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _alive(pid: int, marker: str) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            if fh.read().rpartition(")")[2].split()[0] in ("Z", "X"):
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            # A pid reused by another program after the router ended does not count.
+            return marker.encode() in fh.read()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except PermissionError:
+        return True
+
+
+class EndpointRouter:
+    """The router of one endpoint, seen from the deploying process. Constructing it does no
+    I/O; :meth:`ensure` starts the router (or finds it running), :meth:`switch` moves it."""
+
+    def __init__(self, folder: Path, *, endpoint: str) -> None:
+        self.folder = Path(folder)
+        self.endpoint = endpoint
+
+    def __repr__(self) -> str:
+        return f"EndpointRouter({self.endpoint!r}, port={self.port})"
+
+    def config(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(
+                (self.folder / "router.json").read_text(encoding="utf-8")
+            )
+        except (FileNotFoundError, ValueError):
+            return None
+        return data
+
+    @property
+    def port(self) -> int | None:
+        """The endpoint's stable port (kept after a stop, for the next deployment)."""
+        config = self.config()
+        return int(config["port"]) if config else None
+
+    @property
+    def url(self) -> str | None:
+        port = self.port
+        return f"http://{HOST}:{port}" if port is not None else None
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.folder / "server.pid").read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def is_running(self) -> bool:
+        pid = self.pid()
+        return pid is not None and _alive(pid, str(self.folder))
+
+    def ensure(self, *, port: int | None, backend: str | None, timeout: float = 20.0) -> str:
+        """The router's URL: the running router's, else a new router's on ``port`` (default:
+        the endpoint's port from before, else a free one) forwarding to ``backend``."""
+        known = self.port
+        if self.is_running() and known is not None:
+            if port is not None and port != known:
+                raise Conflict(
+                    f"endpoint {self.endpoint!r} answers on port {known}; its port stays fixed "
+                    f"while it serves (stop it first to move it to {port})"
+                )
+            try:
+                self.health()
+                return f"http://{HOST}:{known}"
+            except NotReady:
+                self.stop()  # alive but deaf: replace it
+        chosen = port if port is not None else known
+        if chosen is not None and not _port_free(chosen):
+            raise Conflict(
+                f"port {chosen} on {HOST}, the front port of endpoint {self.endpoint!r}, is "
+                "in use by another program; free it or give another with --port"
+            )
+        return self._start(chosen if chosen is not None else _free_port(), backend, timeout)
+
+    def _start(self, port: int, backend: str | None, timeout: float) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "endpoint": self.endpoint,
+            "port": port,
+            "admin_port": _free_port(),
+            "token": secrets.token_urlsafe(24),
+            "backend": backend,
+        }
+        tmp = self.folder / ".router.json.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        # The token guards the admin port: only the workspace's owner may read it.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(config, fh, indent=2, sort_keys=True)
+        os.replace(tmp, self.folder / "router.json")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+        log_path = self.folder / "router.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", _MODULE, str(self.folder)],
+                cwd=self.folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # outlives the command that deployed
+                close_fds=True,
+            )
+        _CHILDREN[proc.pid] = proc
+        (self.folder / "server.pid").write_text(f"{proc.pid}\n", encoding="utf-8")
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                _CHILDREN.pop(proc.pid, None)
+                lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                errors = [line for line in lines if line.startswith("error:")]
+                why = errors[-1][len("error:") :].strip() if errors else "it exited"
+                raise Conflict(f"the router of endpoint {self.endpoint!r} did not start: {why}")
+            try:
+                self.health()
+                return f"http://{HOST}:{port}"
+            except NotReady:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise NotReady(
+                        f"the router of endpoint {self.endpoint!r} did not answer within "
+                        f"{timeout:g} s; see {log_path}"
+                    ) from None
+                time.sleep(0.05)
+
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        config = self.config()
+        if config is None:
+            raise NotReady(f"endpoint {self.endpoint!r} has no router")
+        request = urllib.request.Request(
+            f"http://{HOST}:{config['admin_port']}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"X-Router-Token": str(config["token"]), "Content-Type": "application/json"},
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+                data: dict[str, Any] = json.loads(resp.read())
+                return data
+        except urllib.error.HTTPError as exc:
+            raise NotReady(
+                f"the router of endpoint {self.endpoint!r} refused {method} {path} "
+                f"({exc.code}: {exc.read()[:200].decode('utf-8', 'replace')})"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise NotReady(
+                f"the router of endpoint {self.endpoint!r} does not answer ({exc})"
+            ) from None
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/router/health", timeout=2.0)
+
+    def switch(self, backend: str | None, *, drain_seconds: float = 30.0) -> dict[str, Any]:
+        """Send new requests to ``backend``; returns once none still runs on the old one (or
+        ``drain_seconds`` passed: ``in_flight_previous`` says how many still do)."""
+        return self._call(
+            "POST",
+            "/router/switch",
+            {"backend": backend, "drain_seconds": drain_seconds},
+            timeout=drain_seconds + 10.0,
+        )
+
+    def stats(self, backend: str) -> BackendStats | None:
+        """What the router saw of ``backend`` since it became the backend."""
+        data = self._call("GET", "/router/stats")["backends"].get(backend)
+        return BackendStats.from_dict(data) if data is not None else None
+
+    def stop(self, *, timeout: float = 10.0) -> bool:
+        """Stop the router (in-flight requests finish first); False if it was not running."""
+        pid = self.pid()
+        marker = str(self.folder)
+        running = pid is not None and _alive(pid, marker)
+        if pid is not None and running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid, marker):
+                time.sleep(0.02)
+            if _alive(pid, marker):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and _alive(pid, marker):
+                    time.sleep(0.02)
+        if pid is not None:
+            child = _CHILDREN.pop(pid, None)
+            if child is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(1)
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / "server.pid").unlink()
+        return running
+
+
+if __name__ == "__main__":
+    sys.exit(main())

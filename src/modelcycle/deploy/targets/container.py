@@ -1,0 +1,438 @@
+"""The container target: the bundle built into an OCI image and run on 127.0.0.1.
+
+The engine is podman (builds and runs; no daemon), else docker where a Docker engine answers.
+An image build never reaches for the network for its Python packages: the bundle's
+``requirements.lock`` is resolved by pip on this host into a wheelhouse
+(``.modelcycle/cache/wheels``, shared by every build of the workspace) that podman mounts into
+the build read-only. The base image is ``--base-image`` or, by default,
+``localhost/modelcycle-base``: when it does not exist yet it is made once from a Debian minbase
+(debootstrap) and kept in the engine's image store for later builds.
+
+The container runs with ``--init`` (SIGTERM reaches the server, which drains) and
+``--network=host`` bound to 127.0.0.1, so the endpoint and the smoke test reach it exactly as
+they reach a local process. Its log is copied to the deployment's folder when it stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from modelcycle.deploy._templates import image_name
+from modelcycle.deploy.bundle import BundleInfo
+from modelcycle.deploy.targets.base import Instance, Target
+from modelcycle.deploy.targets.local import free_port, port_free
+from modelcycle.errors import Conflict, ModelcycleError, NotFound, NotReady
+
+__all__ = [
+    "DEFAULT_BASE_IMAGE",
+    "ContainerError",
+    "ContainerTarget",
+    "Engine",
+    "ImageBuild",
+    "find_engine",
+    "make_base_image",
+]
+
+DEFAULT_BASE_IMAGE = "localhost/modelcycle-base:latest"
+_INSTALL_HINT = (
+    "install podman (Debian/Ubuntu: `apt-get install podman buildah runc`; "
+    "debootstrap too to make the default base image), or run a Docker engine"
+)
+# What the machines this was built on need: runc (crun fails on hybrid cgroups) and ulimits a
+# non-privileged runtime may set. Written next to the workspace's cache when the caller has
+# not pointed CONTAINERS_CONF elsewhere.
+_CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+# Left out of the base image: apt's caches and lists, documentation, man pages, translations.
+_BASE_PRUNE = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)
+
+
+class ContainerError(ModelcycleError):
+    """A container engine command failed; the message ends with the tail of its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """A container engine CLI: ``podman`` or ``docker``."""
+
+    name: str
+    path: str
+    env: dict[str, str]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 900.0, what: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.path, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+            raise ContainerError(
+                f"{what or self.name + ' ' + args[0]} failed (exit {proc.returncode}):\n{tail}"
+            )
+        return proc
+
+    def image_exists(self, image: str) -> bool:
+        return self.run("image", "inspect", image, check=False).returncode == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBuild:
+    """A built image: its tag, id, size and how long the build took."""
+
+    tag: str
+    image_id: str
+    size_bytes: int
+    seconds: float
+    base_image: str
+    base_seconds: float | None = None
+
+
+def find_engine(cache_dir: Path | None = None) -> Engine:
+    """podman if installed, else docker if its engine answers; NotReady says what to install."""
+    env = dict(os.environ)
+    if "CONTAINERS_CONF" not in env and cache_dir is not None:
+        conf = Path(cache_dir) / "containers.conf"
+        if not conf.is_file():
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(_CONTAINERS_CONF, encoding="utf-8")
+        env["CONTAINERS_CONF"] = str(conf)
+    podman = shutil.which("podman", path=env.get("PATH"))
+    if podman is not None:
+        return Engine("podman", podman, env)
+    docker = shutil.which("docker", path=env.get("PATH"))
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "info"], capture_output=True, env=env, timeout=30, check=False
+        )
+        if probe.returncode == 0:
+            return Engine("docker", docker, env)
+        raise NotReady(f"the docker CLI is installed but no Docker engine answers; {_INSTALL_HINT}")
+    raise NotReady(f"no container engine found; {_INSTALL_HINT}. `modelcycle bundle` still works")
+
+
+def _debian_mirror() -> str:
+    """The mirror apt uses here (MODELCYCLE_DEBIAN_MIRROR overrides)."""
+    chosen = os.environ.get("MODELCYCLE_DEBIAN_MIRROR")
+    if chosen:
+        return chosen
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        with contextlib.suppress(OSError):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for match in re.finditer(r"(?:^URIs:\s*|^deb\s+(?:\[[^\]]*\]\s*)?)(\S+)", text, re.M):
+                uri = match.group(1)
+                if "security" not in uri:
+                    return uri
+    return "http://deb.debian.org/debian"
+
+
+def make_base_image(
+    engine: Engine, tag: str = DEFAULT_BASE_IMAGE, *, suite: str = "bookworm"
+) -> float:
+    """Make the base image ``tag`` from a Debian minbase with python3 and its venv module;
+    returns the seconds it took. Needs debootstrap and root."""
+    debootstrap = shutil.which("debootstrap") or shutil.which("/usr/sbin/debootstrap")
+    if debootstrap is None:
+        raise NotReady(
+            f"the base image {tag} does not exist and debootstrap, which makes it, is not "
+            "installed: `apt-get install debootstrap`, or pass --base-image IMAGE (any image "
+            "with python3 >= 3.11 and its venv module, e.g. python:3.11-slim)"
+        )
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise NotReady(
+            f"making the base image {tag} with debootstrap needs root; run it once as root "
+            "or pass --base-image IMAGE"
+        )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="modelcycle-base-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        proc = subprocess.run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                "--include=python3,python3-venv",
+                suite,
+                str(rootfs),
+                _debian_mirror(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+            raise ContainerError(f"debootstrap failed (exit {proc.returncode}):\n{tail}")
+        for rel in _BASE_PRUNE:
+            target = rootfs / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+                target.mkdir()
+        tar = subprocess.Popen(
+            ["tar", "--sort=name", "--numeric-owner", "-C", str(rootfs), "-c", "."],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            imported = subprocess.run(
+                [engine.path, "import", "--change", 'CMD ["python3"]', "-", tag],
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                env=engine.env,
+                timeout=600,
+                check=False,
+            )
+        finally:
+            if tar.stdout is not None:
+                tar.stdout.close()
+            tar.wait()
+        if imported.returncode != 0:
+            raise ContainerError(f"{engine.name} import failed:\n{imported.stderr.strip()[-800:]}")
+    return time.perf_counter() - started
+
+
+def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
+    """Download the bundle's pinned wheels into the shared wheelhouse with this host's pip
+    (and its index settings); None when the image's Python (3.11) differs from this one's,
+    in which case the build installs from the index itself."""
+    if sys.version_info[:2] != (3, 11):
+        return None
+    wheels = cache_dir / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--dest",
+            str(wheels),
+            "--requirement",
+            str(bundle.path / "requirements.lock"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln] or proc.stderr.splitlines()
+        raise ContainerError("downloading the bundle's wheels failed:\n" + "\n".join(lines[-8:]))
+    return wheels
+
+
+def build_image(
+    engine: Engine, bundle: BundleInfo, *, base_image: str, cache_dir: Path
+) -> ImageBuild:
+    """Build the bundle's image (making the default base image first when it is missing)."""
+    base_seconds: float | None = None
+    if not engine.image_exists(base_image):
+        if base_image != DEFAULT_BASE_IMAGE:
+            raise NotFound(
+                f"no base image {base_image} in {engine.name}'s image store: pull or load it "
+                f"first, or leave --base-image out to use {DEFAULT_BASE_IMAGE}"
+            )
+        base_seconds = make_base_image(engine, base_image)
+    tag = image_name(bundle.manifest)
+    args = ["build", "--tag", tag, "--build-arg", f"BASE_IMAGE={base_image}"]
+    if engine.name == "podman":
+        # chroot isolation builds without a daemon or nested namespaces; the docker format
+        # keeps HEALTHCHECK, which the OCI image format has no field for.
+        args += ["--isolation", "chroot", "--format", "docker"]
+        wheels = _wheelhouse(bundle, cache_dir)
+        if wheels is not None:
+            args += [
+                "--volume",
+                f"{wheels}:/wheels:ro",
+                "--build-arg",
+                "PIP_OPTIONS=--no-index --find-links /wheels",
+            ]
+    started = time.perf_counter()
+    engine.run(
+        *args,
+        "--file",
+        str(bundle.path / "Containerfile"),
+        str(bundle.path),
+        what=f"building image {tag}",
+        timeout=1800,
+    )
+    seconds = time.perf_counter() - started
+    shown = engine.run("image", "inspect", "--format", "{{.Id}} {{.Size}}", tag).stdout.split()
+    return ImageBuild(tag, shown[0], int(shown[1]), seconds, base_image, base_seconds)
+
+
+class ContainerTarget(Target):
+    """One container per deployment attempt, named ``modelcycle-ENDPOINT-ID``."""
+
+    name: ClassVar[str] = "container"
+
+    def __init__(
+        self,
+        deployments_dir: Path,
+        *,
+        base_image: str | None = None,
+        export: Path | None = None,
+        log_db: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.root = Path(deployments_dir)
+        self.cache_dir = self.root.parent / "cache"
+        self.base_image = base_image or DEFAULT_BASE_IMAGE
+        self.export = Path(export) if export is not None else None
+        self.log_db = log_db
+        self.host = host
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = find_engine(self.cache_dir)
+        return self._engine
+
+    def check(self) -> None:
+        self.engine  # noqa: B018 - finding the engine is the check
+
+    def start(
+        self,
+        bundle: BundleInfo,
+        *,
+        endpoint: str,
+        workdir: Path,
+        port: int | None,
+        trust: bool = False,
+    ) -> Instance:
+        engine = self.engine
+        if port is not None and not port_free(self.host, port):
+            raise Conflict(f"port {port} on {self.host} is in use")
+        build = build_image(engine, bundle, base_image=self.base_image, cache_dir=self.cache_dir)
+        exported: str | None = None
+        if self.export is not None:
+            self.export.parent.mkdir(parents=True, exist_ok=True)
+            fmt = ["--format", "oci-archive"] if engine.name == "podman" else []
+            engine.run(
+                "save", *fmt, "--output", str(self.export), build.tag, what="exporting the image"
+            )
+            exported = str(self.export)
+        chosen = port if port is not None else free_port(self.host)
+        container = f"modelcycle-{endpoint}-{workdir.name[:12]}"
+        run = ["run", "--detach", "--name", container, "--init", "--network=host"]
+        if self.log_db is not None and not self.log_db.startswith("sqlite"):
+            # A network database the container can reach on the host network; the URL goes by
+            # environment (it may hold a password), not argv. A SQLite file stays outside.
+            run += ["--env", "MODELCYCLE_BUNDLE_LOG_DB"]
+        command = ["python3", "/opt/bundle/serve.py", "--host", self.host, "--port", str(chosen)]
+        if trust:
+            command.append("--trust")
+        env = dict(engine.env)
+        if self.log_db is not None:
+            env["MODELCYCLE_BUNDLE_LOG_DB"] = self.log_db
+        workdir.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [engine.path, *run, build.tag, *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ContainerError(f"{engine.name} run failed:\n{proc.stderr.strip()[-800:]}")
+        return Instance(
+            target=self.name,
+            url=f"http://{self.host}:{chosen}",
+            host=self.host,
+            port=chosen,
+            workdir=str(workdir),
+            pid=None,
+            log=str(workdir / "server.log"),
+            extra={
+                "engine": engine.name,
+                "container": container,
+                "container_id": proc.stdout.strip(),
+                "image": build.tag,
+                "image_id": build.image_id,
+                "image_size_bytes": build.size_bytes,
+                "build_seconds": round(build.seconds, 2),
+                "base_image": build.base_image,
+                "base_image_seconds": (
+                    round(build.base_seconds, 2) if build.base_seconds is not None else None
+                ),
+                "run_seconds": round(time.perf_counter() - started, 2),
+                "export": exported,
+                "command": command,
+            },
+        )
+
+    def is_running(self, instance: Instance) -> bool:
+        container = instance.extra.get("container")
+        if not container:
+            return False
+        proc = self.engine.run(
+            "container", "inspect", "--format", "{{.State.Running}}", container, check=False
+        )
+        return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+    def stop(self, instance: Instance, *, timeout: float = 10.0) -> bool:
+        container = instance.extra.get("container")
+        if not container:
+            return False
+        engine = self.engine
+        was_running = self.is_running(instance)
+        if was_running:
+            engine.run("stop", "--time", str(int(timeout)), container, check=False)
+        self._save_log(instance)
+        engine.run("rm", "--force", container, check=False)
+        return was_running
+
+    def _save_log(self, instance: Instance) -> None:
+        """Keep the container's log in the deployment folder: it goes with the container."""
+        container = instance.extra.get("container")
+        if not container or not instance.log:
+            return
+        proc = self.engine.run("logs", container, check=False)
+        if proc.returncode == 0:
+            Path(instance.log).write_text(proc.stdout + proc.stderr, encoding="utf-8")
+
+    def logs(self, instance: Instance, *, tail: int | None = None) -> str:
+        container = instance.extra.get("container")
+        if container and self.is_running(instance):
+            args = ["logs", *(["--tail", str(tail)] if tail is not None else []), container]
+            proc = self.engine.run(*args, check=False)
+            if proc.returncode == 0:
+                return proc.stdout + proc.stderr
+        return super().logs(instance, tail=tail)
