@@ -261,7 +261,7 @@ class _Traffic:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        # Bounded: a few requests a second, at most an hour's worth.
+        # Bounded: tens of requests a second, at most 100,000.
         for _ in range(100_000):
             if self._stop.is_set():
                 return
@@ -275,7 +275,7 @@ class _Traffic:
                 if version and version not in self.versions:
                     self.versions.add(version)
                     self.order.append(version)
-            self._stop.wait(0.05)
+            self._stop.wait(0.01)
 
 
 def _version(ws: Workspace, ref: str) -> Any:
