@@ -37,7 +37,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
@@ -47,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelcycle.deploy._processes import alive, free_port, port_free, spawn, terminate
 from modelcycle.errors import Conflict, NotReady
 
 __all__ = ["BackendStats", "EndpointRouter", "LatencyHistogram", "main"]
@@ -78,9 +78,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-# Routers this process started: polled so a stopped one is reaped, not left a zombie.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class LatencyHistogram:
@@ -447,42 +444,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- the deploying process's handle on a router ---------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the router binds: connections of a router that just ended (TIME_WAIT) do not
-        # make its port "in use".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _alive(pid: int, marker: str) -> bool:
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        _CHILDREN.pop(pid, None)
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            if fh.read().rpartition(")")[2].split()[0] in ("Z", "X"):
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            # A pid reused by another program after the router ended does not count.
-            return marker.encode() in fh.read()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    except PermissionError:
-        return True
-
-
 class EndpointRouter:
     """The router of one endpoint, seen from the deploying process. Constructing it does no
     I/O; :meth:`ensure` starts the router (or finds it running), :meth:`switch` moves it."""
@@ -522,7 +483,7 @@ class EndpointRouter:
 
     def is_running(self) -> bool:
         pid = self.pid()
-        return pid is not None and _alive(pid, str(self.folder))
+        return pid is not None and alive(pid, str(self.folder))
 
     def ensure(self, *, port: int | None, backend: str | None, timeout: float = 20.0) -> str:
         """The router's URL: the running router's, else a new router's on ``port`` (default:
@@ -540,19 +501,19 @@ class EndpointRouter:
             except NotReady:
                 self.stop()  # alive but deaf: replace it
         chosen = port if port is not None else known
-        if chosen is not None and not _port_free(chosen):
+        if chosen is not None and not port_free(HOST, chosen):
             raise Conflict(
                 f"port {chosen} on {HOST}, the front port of endpoint {self.endpoint!r}, is "
                 "in use by another program; free it or give another with --port"
             )
-        return self._start(chosen if chosen is not None else _free_port(), backend, timeout)
+        return self._start(chosen if chosen is not None else free_port(HOST), backend, timeout)
 
     def _start(self, port: int, backend: str | None, timeout: float) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = {
             "endpoint": self.endpoint,
             "port": port,
-            "admin_port": _free_port(),
+            "admin_port": free_port(HOST),
             "token": secrets.token_urlsafe(24),
             "backend": backend,
         }
@@ -566,23 +527,16 @@ class EndpointRouter:
         os.replace(tmp, self.folder / "router.json")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
         log_path = self.folder / "router.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", _MODULE, str(self.folder)],
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # outlives the command that deployed
-                close_fds=True,
-            )
-        _CHILDREN[proc.pid] = proc
+        proc = spawn(
+            [sys.executable, "-m", _MODULE, str(self.folder)],
+            cwd=self.folder,
+            log_path=log_path,
+            env=env,
+        )
         (self.folder / "server.pid").write_text(f"{proc.pid}\n", encoding="utf-8")
         deadline = time.monotonic() + timeout
         while True:
-            if proc.poll() is not None:
-                _CHILDREN.pop(proc.pid, None)
+            if not alive(proc.pid, None):
                 lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
                 errors = [line for line in lines if line.startswith("error:")]
                 why = errors[-1][len("error:") :].strip() if errors else "it exited"
@@ -646,25 +600,7 @@ class EndpointRouter:
     def stop(self, *, timeout: float = 10.0) -> bool:
         """Stop the router (in-flight requests finish first); False if it was not running."""
         pid = self.pid()
-        marker = str(self.folder)
-        running = pid is not None and _alive(pid, marker)
-        if pid is not None and running:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _alive(pid, marker):
-                time.sleep(0.02)
-            if _alive(pid, marker):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and _alive(pid, marker):
-                    time.sleep(0.02)
-        if pid is not None:
-            child = _CHILDREN.pop(pid, None)
-            if child is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    child.wait(1)
+        running = pid is not None and terminate(pid, str(self.folder), timeout=timeout)
         with contextlib.suppress(FileNotFoundError):
             (self.folder / "server.pid").unlink()
         return running

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from modelcycle.deploy._processes import free_port, port_free
 from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import Instance, Target
-from modelcycle.deploy.targets.local import free_port, port_free
 from modelcycle.errors import Conflict, ModelcycleError, NotFound, NotReady
 
 __all__ = [
