@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.deploy._templates import image_name
@@ -489,17 +489,7 @@ class DeployService:
                 tx.conn.execute(
                     update(d).where(d.c.id == current).values(status=REPLACED, updated_at=now)
                 )
-            tx.conn.execute(
-                insert(d).values(
-                    **base,
-                    status=ACTIVE,
-                    url=front,
-                    details=canonical_json(full),
-                    created_at=now,
-                    created_by=self._actor,
-                    updated_at=now,
-                )
-            )
+            self._insert(tx.conn, base, status=ACTIVE, url=front, details=full, now=now)
             # The pointer and the router move inside the transaction: if either cannot, no row
             # says the switch happened (and the caller points the router back at blue).
             target.activate(
@@ -553,17 +543,7 @@ class DeployService:
                 "bundle_sha256": base["bundle_sha256"],
             },
         ) as tx:
-            tx.conn.execute(
-                insert(tables.deployments).values(
-                    **base,
-                    status=status,
-                    url=None,
-                    details=canonical_json(full),
-                    created_at=now,
-                    created_by=self._actor,
-                    updated_at=now,
-                )
-            )
+            self._insert(tx.conn, base, status=status, url=None, details=full, now=now)
         record = self.get(base["id"])
         kept = (
             f"; {details['previous_model']} keeps serving endpoint {base['endpoint']!r}"
@@ -693,6 +673,29 @@ class DeployService:
             _rollback_of=current,
         )
 
+    def _insert(
+        self,
+        conn: Connection,
+        base: dict[str, Any],
+        *,
+        status: str,
+        url: str | None,
+        details: dict[str, Any],
+        now: str,
+    ) -> None:
+        """One attempt's row (inside the caller's audited transaction)."""
+        conn.execute(
+            insert(tables.deployments).values(
+                **base,
+                status=status,
+                url=url,
+                details=canonical_json(details),
+                created_at=now,
+                created_by=self._actor,
+                updated_at=now,
+            )
+        )
+
     def _apply_kubernetes(
         self, ref: str, endpoint: str, *, kserve: bool, namespace: str | None
     ) -> Deployment:
@@ -761,17 +764,7 @@ class DeployService:
                 tx.conn.execute(
                     update(d).where(d.c.id == previous.id).values(status=REPLACED, updated_at=now)
                 )
-            tx.conn.execute(
-                insert(d).values(
-                    **base,
-                    status=status,
-                    url=None,
-                    details=canonical_json(details),
-                    created_at=now,
-                    created_by=self._actor,
-                    updated_at=now,
-                )
-            )
+            self._insert(tx.conn, base, status=status, url=None, details=details, now=now)
         record = self.get(deployment_id)
         if status == FAILED:
             raise DeploymentFailed(
