@@ -8,10 +8,11 @@
 2. record the job (``batch.started``) and start the engine: a local pool of worker processes
    (default) or a Dask distributed cluster (``batch_dask``). Each worker loads the model
    once, verified by its sha256;
-3. cut the input into chunks of ``chunk_rows`` rows (chunk ``i`` is always the same rows),
-   send the chunks not yet committed to the workers a few at a time (memory stays bounded by
-   the window, not the input), and as each comes back with its part renamed into place,
-   commit its row in ``batch_chunks``;
+3. cut the input into chunks of ``chunk_rows`` rows (chunk ``i`` is always the same rows)
+   and hand the chunks not yet committed to the workers a few tasks at a time: on the local
+   engine with Parquet input a task is a run of chunks the worker reads from the file itself
+   (this process ships no rows); otherwise a chunk travels with its task. As each part is
+   reported renamed into place, commit its row in ``batch_chunks``;
 4. record ``batch.finished``, or ``batch.failed`` with the error; ``resume(JOB)`` later
    scores only the chunks without a row, so the output holds each input row exactly once.
 
@@ -25,12 +26,13 @@ from __future__ import annotations
 import builtins
 import multiprocessing
 import os
+import pickle
+import queue
+import signal
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,13 +149,16 @@ class BatchScoring:
         log_predictions: bool = False,
         sample_rate: float = 1.0,
         trust: bool = False,
+        skip_bad_rows: bool = False,
         progress: Progress | None = None,
     ) -> BatchJob:
         """Score ``input`` with ``model`` (``NAME@ALIAS`` or ``NAME/V``) into the ``output`` folder.
 
         ``input``: a Parquet file, a folder or glob of Parquet parts, a CSV file, or
-        ``data:NAME@VERSION``. Returns the finished job; a failure after the job started is
-        raised after the job is recorded failed (``resume(job_id)`` continues it).
+        ``data:NAME@VERSION``. A CSV row that cannot be read is an error naming its line;
+        with ``skip_bad_rows`` such rows are left out and listed, with the reason, in the
+        output's ``_rejects.csv``. Returns the finished job; a failure after the job started
+        is raised after the job is recorded failed (``resume(job_id)`` continues it).
         """
         if engine not in ENGINES:
             raise InvalidInput(
@@ -196,21 +201,35 @@ class BatchScoring:
             "trust": trust,
             "workers": workers,
             "scheduler": scheduler,
+            "skip_bad_rows": skip_bad_rows,
         }
         job_id = uuid.uuid4().hex
         spec = TaskSpec(job_id, str(out), tuple(passthrough), proba, log_predictions, sample_rate)
         with ExitStack() as stack:
-            source = self._open(input_text, signature, stack)
+            rejects = batch_io.Rejects() if skip_bad_rows else None
+            source = self._open(input_text, signature, stack, rejects)
             columns = _needed_columns(signature, passthrough)
-            stream = batch_io.chunks(source.batches(columns), chunk_rows)
-            first = next(stream, None)
+            reader = _reader(source, columns, chunk_rows) if engine == "local" else None
+            stream: Iterator[pa.Table] = iter(())
+            first: pa.Table | None
+            if reader is not None:  # the workers read every chunk, this one included
+                first = reader.head()
+            else:
+                stream = batch_io.chunks(source.batches(columns), chunk_rows)
+                first = next(stream, None)
             if first is None:
                 raise InvalidInput(f"{input_text} has no rows", field="input")
             batch_io.check_input(signature, source.schema, passthrough, first)
             params["input_schema"] = [[f.name, str(f.type)] for f in source.schema]
             params["input_rows"] = source.num_rows
-            runner = self._engine(engine, mv, params, spec, stack)  # loads the model everywhere
+            if reader is not None:
+                first = None
+                pa.default_memory_pool().release_unused()  # not to be copied into the workers
+            runner = self._engine(engine, mv, params, spec, stack, reader)  # loads the model
             out.mkdir(parents=True, exist_ok=True)
+            if rejects is not None:
+                rejects.open(out)
+                stack.callback(rejects.close)
             self.records.create(
                 job_id=job_id,
                 model_name=mv.name,
@@ -221,9 +240,9 @@ class BatchScoring:
                 params=params,
                 rows_in=source.num_rows or 0,
             )
-            return self._run(
-                job_id, runner, _prepend(first, stream), set(), source.num_rows, progress
-            )
+            if first is not None:
+                stream = _prepend(first, stream)
+            return self._run(job_id, runner, stream, set(), source.num_rows, progress, rejects)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def resume(
@@ -268,18 +287,28 @@ class BatchScoring:
             p["sample_rate"],
         )
         with ExitStack() as stack:
-            source = self._open(job.input, signature, stack)
+            rejects = batch_io.Rejects() if p.get("skip_bad_rows") else None
+            source = self._open(job.input, signature, stack, rejects)
             schema = [[f.name, str(f.type)] for f in source.schema]
             if schema != p["input_schema"] or source.num_rows != p["input_rows"]:
                 raise Conflict(
                     f"the input {job.input} changed since job {job.id} started; start a new job"
                 )
             columns = _needed_columns(signature, list(p["passthrough"]))
-            stream = batch_io.chunks(source.batches(columns), int(p["chunk_rows"]))
-            runner = self._engine(job.engine, mv, p, spec, stack)
+            chunk_rows = int(p["chunk_rows"])
+            reader = _reader(source, columns, chunk_rows) if job.engine == "local" else None
+            runner = self._engine(job.engine, mv, p, spec, stack, reader)
+            stream = (
+                iter(())
+                if reader is not None
+                else batch_io.chunks(source.batches(columns), chunk_rows)
+            )
+            if rejects is not None:  # the CSV is read from its start again: the same rejects
+                rejects.open(out)
+                stack.callback(rejects.close)
             self.records.resumed(job)
             done = {c.chunk for c in job.chunks}
-            return self._run(job.id, runner, stream, done, source.num_rows, progress)
+            return self._run(job.id, runner, stream, done, source.num_rows, progress, rejects)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reading ----------------------------------------------------------------------------
@@ -287,6 +316,16 @@ class BatchScoring:
     def get(self, job_id: str) -> BatchJob:
         """The job (a unique prefix of its id is enough) with its committed chunks."""
         return self.records.get(job_id)
+
+    def rejected(self, job: BatchJob) -> int:
+        """How many CSV rows the job left out as bad (``skip_bad_rows``), per its rejects file."""
+        path = Path(job.output) / batch_io.REJECTS_FILE
+        if not path.is_file():
+            return 0
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as fh:
+            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
 
     def list(self, *, limit: int | None = 50) -> builtins.list[BatchJob]:
         """Jobs, newest first; stale running jobs are marked failed first."""
@@ -307,18 +346,30 @@ class BatchScoring:
         return str(Path(text).expanduser().resolve())
 
     def _open(
-        self, input_text: str, signature: Signature, stack: ExitStack
+        self,
+        input_text: str,
+        signature: Signature,
+        stack: ExitStack,
+        rejects: batch_io.Rejects | None,
     ) -> batch_io.InputSource:
         if input_text.startswith("data:"):
             record = self._datasets.version(input_text.removeprefix("data:"))
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelcycle-batch-")))
             path = self._artifacts.get_file(record.artifact_sha256, tmp / "data.parquet")
             source = batch_io.open_input(str(path), signature=signature)
-            return batch_io.InputSource(input_text, source.schema, source.num_rows, source.batches)
-        return batch_io.open_input(input_text, signature=signature)
+            return batch_io.InputSource(
+                input_text, source.schema, source.num_rows, source.batches, source.segments
+            )
+        return batch_io.open_input(input_text, signature=signature, rejects=rejects)
 
     def _engine(
-        self, engine: str, mv: Any, params: dict[str, Any], spec: TaskSpec, stack: ExitStack
+        self,
+        engine: str,
+        mv: Any,
+        params: dict[str, Any],
+        spec: TaskSpec,
+        stack: ExitStack,
+        reader: batch_io.RangeReader | None,
     ) -> _Engine:
         if engine == "dask":
             from modelcycle.scoring.batch_dask import DaskEngine
@@ -339,6 +390,7 @@ class BatchScoring:
             trust=bool(params["trust"]),
             spec=spec,
             workers=params.get("workers") or os.cpu_count() or 1,
+            reader=reader,
         )
         stack.callback(local.close)
         local.start()
@@ -352,28 +404,38 @@ class BatchScoring:
         done: set[int],
         rows_total: int | None,
         progress: Progress | None,
+        rejects: batch_io.Rejects | None = None,
     ) -> BatchJob:
         beat = _Heartbeat(self.records, job_id, interval=min(10.0, self.records.stale_after / 4))
         beat.start()
         rows_done = 0
-        counted = {"rows": 0}
-
-        def tasks() -> Iterator[tuple[int, int, pa.Table]]:
-            first_row = 0
-            for index, table in enumerate(stream):
-                counted["rows"] += table.num_rows
-                counted["chunks"] = index + 1
-                if index not in done:
-                    yield index, first_row, table
-                else:
-                    _report(table.num_rows)
-                first_row += table.num_rows
+        counted = {"rows": 0, "chunks": 0}
 
         def _report(rows: int) -> None:
             nonlocal rows_done
             rows_done += rows
             if progress is not None:
                 progress(rows_done, rows_total)
+
+        def chunk_tasks() -> Iterator[Task]:
+            first_row = 0
+            for index, table in enumerate(stream):
+                counted["rows"] += table.num_rows
+                counted["chunks"] = index + 1
+                if index not in done:
+                    yield ChunkTask(index, first_row, table)
+                else:
+                    _report(table.num_rows)
+                first_row += table.num_rows
+
+        def range_tasks(reader: batch_io.RangeReader) -> Iterator[Task]:
+            counted.update(rows=reader.num_rows, chunks=reader.num_chunks)
+            size = reader.chunk_rows
+            for chunk in sorted(done):
+                _report(min(size, reader.num_rows - chunk * size))
+            todo = [c for c in range(reader.num_chunks) if c not in done]
+            for first, end in batch_io.plan_ranges(reader.segments, size, todo, runner.workers):
+                yield RangeTask(first, end)
 
         def on_done(result: batch_io.ChunkResult) -> None:
             self.records.commit_chunk(job_id, result.chunk, result.rows, result.part, result.sha256)
@@ -382,11 +444,15 @@ class BatchScoring:
             _report(result.rows)
 
         try:
-            runner.run(tasks(), on_done)
+            tasks = range_tasks(runner.reader) if runner.reader is not None else chunk_tasks()
+            runner.run(tasks, on_done)
             beat.stop()
             _clean_temp_parts(Path(runner.spec.output))
             self.records.finished(
-                job_id, rows_in=counted["rows"], chunks_total=counted.get("chunks", 0)
+                job_id,
+                rows_in=counted["rows"],
+                chunks_total=counted["chunks"],
+                rejected=rejects.count if rejects is not None else None,
             )
         except BaseException as exc:
             beat.stop()
@@ -408,6 +474,17 @@ class BatchScoring:
 def _needed_columns(signature: Signature, passthrough: builtins.list[str]) -> builtins.list[str]:
     names = list(signature.input_names)
     return names + [c for c in passthrough if c not in names]
+
+
+def _reader(
+    source: batch_io.InputSource, columns: builtins.list[str], chunk_rows: int
+) -> batch_io.RangeReader | None:
+    """A reader of any run of chunks, for inputs that can be entered mid-way (Parquet)."""
+    if source.segments is None or not source.num_rows:
+        return None
+    if any(name not in source.schema.names for name in columns):
+        return None  # refused by the checks, which then name every missing column
+    return batch_io.RangeReader(source.segments, tuple(columns), chunk_rows, source.num_rows)
 
 
 def _prepend(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
@@ -449,65 +526,116 @@ class _Heartbeat:
 # -- engines -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkTask:
+    """One chunk read by the coordinating process (CSV input), sent with its rows."""
+
+    chunk: int
+    first_row: int
+    table: pa.Table
+
+
+@dataclass(frozen=True, slots=True)
+class RangeTask:
+    """Chunks ``first`` to ``end - 1`` of a Parquet input, read by the worker itself."""
+
+    first: int
+    end: int
+
+
+Task = ChunkTask | RangeTask
+
+
 class _Engine:
-    """Runs chunk tasks somewhere; calls ``on_done`` in this process as each one completes."""
+    """Runs chunk tasks somewhere; calls ``on_done`` in this process as each one completes.
+
+    An engine with a ``reader`` takes :class:`RangeTask` (its workers read the input
+    themselves); otherwise it takes :class:`ChunkTask` only. ``workers`` sizes the plan.
+    """
 
     spec: TaskSpec
+    reader: batch_io.RangeReader | None = None
+    workers: int = 1
 
     def start(self) -> None:
         raise NotImplementedError
 
-    def run(
-        self,
-        tasks: Iterator[tuple[int, int, pa.Table]],
-        on_done: Callable[[batch_io.ChunkResult], None],
-    ) -> None:
+    def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
 
 
-# Worker-process state of the local engine: the model, loaded once by the initializer.
+# Worker-process state of the local engine: the model (loaded once) and the job's constants.
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(
-    db_url: str,
-    artifacts_url: str,
-    actor: str,
-    model_ref: str,
-    sha256: str,
-    trust: bool,
-    spec: TaskSpec,
-) -> None:
+def _load_model(
+    db_url: str, artifacts_url: str, actor: str, model_ref: str, sha256: str, trust: bool
+) -> LoadedModel:
+    meta = MetadataStore(db_url)
+    try:
+        registry = ModelRegistry(meta, open_artifact_store(artifacts_url), actor)
+        model = registry.load(model_ref, trust=trust)  # the registry re-checks the sha256
+    finally:
+        meta.close()
+    if model.version.sha256 != sha256:
+        raise IntegrityError(
+            f"{model_ref} loaded with sha256 {model.version.sha256}, expected {sha256}"
+        )
+    return model
+
+
+# What a spawned worker needs to set itself up: _load_model's arguments, the spec, the reader.
+_Setup = tuple[tuple[str, str, str, str, str, bool], TaskSpec, "batch_io.RangeReader | None"]
+
+
+def _worker_main(tasks: Any, results: Any, setup: _Setup | None) -> None:
+    """A local worker: load the model unless inherited (fork), then run tasks until ``None``.
+
+    Sends ``("ready", pid)``, ``("chunk", ChunkResult)`` per part in place, ``("task", None)``
+    per task finished, or ``("failed", error)`` and exits.
+    """
+    # Ctrl-C reaches the whole process group: the coordinating process decides, and stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         _limit_threads()
-        meta = MetadataStore(db_url)
-        try:
-            registry = ModelRegistry(meta, open_artifact_store(artifacts_url), actor)
-            model = registry.load(model_ref, trust=trust)  # the registry re-checks the sha256
-        finally:
-            meta.close()
-        if model.version.sha256 != sha256:
-            raise IntegrityError(
-                f"{model_ref} loaded with sha256 {model.version.sha256}, expected {sha256}"
-            )
-        _worker.update(model=model, spec=spec, error=None, loads=1)
+        if setup is not None:
+            _worker.update(model=_load_model(*setup[0]), spec=setup[1], reader=setup[2])
     except BaseException as exc:
-        _worker.update(error=exc)
+        results.put(("failed", _portable(exc)))
+        return
+    results.put(("ready", os.getpid()))
+    model: LoadedModel = _worker["model"]
+    spec: TaskSpec = _worker["spec"]
+    reader: batch_io.RangeReader | None = _worker.get("reader")
+    while (task := tasks.get()) is not None:
+        try:
+            if isinstance(task, RangeTask):
+                assert reader is not None
+                for chunk, table in reader.tables(task.first, task.end):
+                    result = run_task(model, spec, chunk, chunk * reader.chunk_rows, table)
+                    del table
+                    results.put(("chunk", result))
+            else:
+                results.put(
+                    ("chunk", run_task(model, spec, task.chunk, task.first_row, task.table))
+                )
+        except BaseException as exc:
+            results.put(("failed", _portable(exc)))
+            return
+        del task
+        results.put(("task", None))
 
 
-def _worker_ready() -> tuple[int, int]:
-    if _worker.get("error") is not None:
-        raise _worker["error"]
-    return os.getpid(), int(_worker.get("loads", 0))
-
-
-def _worker_task(chunk: int, first_row: int, table: pa.Table) -> batch_io.ChunkResult:
-    if _worker.get("error") is not None:
-        raise _worker["error"]
-    return run_task(_worker["model"], _worker["spec"], chunk, first_row, table)
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling to the coordinating process, else a plain stand-in."""
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes, just made
+    except Exception:
+        return ModelcycleError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def _limit_threads() -> None:
@@ -520,7 +648,13 @@ def _limit_threads() -> None:
 
 
 class LocalEngine(_Engine):
-    """A pool of worker processes on this machine, each loading the model once."""
+    """Worker processes on this machine scoring chunks and writing the parts.
+
+    With a ``reader`` (Parquet input) each worker reads its runs of chunks straight from the
+    file, so this process reads and ships nothing; it only hands out ``[first, end)`` runs
+    and commits each part as its worker reports it. Without (CSV), chunks come with their
+    rows.
+    """
 
     def __init__(
         self,
@@ -533,64 +667,103 @@ class LocalEngine(_Engine):
         trust: bool,
         spec: TaskSpec,
         workers: int,
+        reader: batch_io.RangeReader | None = None,
     ) -> None:
         self.spec = spec
         self.workers = workers
-        self._initargs = (db_url, artifacts_url, actor, model_ref, sha256, trust, spec)
-        self._pool: ProcessPoolExecutor | None = None
+        self.reader = reader
+        self._load = (db_url, artifacts_url, actor, model_ref, sha256, trust)
+        self._procs: list[Any] = []
+        self._tasks: Any = None
+        self._results: Any = None
+        self._clean = False
 
     def start(self) -> None:
-        """Start the workers and wait until each has loaded the model (errors surface here)."""
-        # fork is fast (no re-import) and safe while this process runs no other thread; the
-        # workers are all forked at the first submit, before the pool's own thread starts.
-        method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker,
-            initargs=self._initargs,
-        )
+        """Start the workers and wait until each has the model (errors surface here)."""
+        # fork is safe while this process runs no other thread, and cheap: the model is loaded
+        # here once and the workers share it copy-on-write, instead of each importing the
+        # libraries and loading it (about a second per process). Otherwise each spawned
+        # worker loads it itself.
+        forking = threading.active_count() == 1 and os.name == "posix"
+        ctx = multiprocessing.get_context("fork" if forking else "spawn")
+        self._tasks, self._results = ctx.Queue(), ctx.Queue()
+        setup: _Setup | None = None
+        if forking:
+            _worker.update(model=_load_model(*self._load), spec=self.spec, reader=self.reader)
+        else:
+            setup = (self._load, self.spec, self.reader)
         try:
-            for fut in [self._pool.submit(_worker_ready) for _ in range(self.workers)]:
-                fut.result()
-        except BrokenProcessPool as exc:
-            raise ModelcycleError(
-                f"a batch worker process died while loading the model: {exc}"
-            ) from exc
-
-    def run(
-        self,
-        tasks: Iterator[tuple[int, int, pa.Table]],
-        on_done: Callable[[batch_io.ChunkResult], None],
-    ) -> None:
-        assert self._pool is not None
-        window = 2 * self.workers
-        pending: set[Future[batch_io.ChunkResult]] = set()
-        try:
-            for chunk, first_row, table in tasks:
-                while len(pending) >= window:
-                    pending = self._drain(pending, on_done)
-                pending.add(self._pool.submit(_worker_task, chunk, first_row, table))
-                del table
-            while pending:
-                pending = self._drain(pending, on_done)
-        except BrokenProcessPool as exc:
-            raise ModelcycleError(f"a batch worker process died: {exc}") from exc
+            for _ in range(self.workers):
+                proc = ctx.Process(  # type: ignore[attr-defined]
+                    target=_worker_main,
+                    args=(self._tasks, self._results, setup),
+                    name="modelcycle-batch-worker",
+                    daemon=True,
+                )
+                proc.start()
+                self._procs.append(proc)
         finally:
-            for fut in pending:
-                fut.cancel()
+            _worker.clear()  # the workers have their copy; this process needs none
+        ready = 0
+        while ready < self.workers:
+            kind, value = self._next("while loading the model")
+            if kind == "failed":
+                raise value
+            ready += kind == "ready"
 
-    @staticmethod
-    def _drain(
-        pending: set[Future[batch_io.ChunkResult]],
-        on_done: Callable[[batch_io.ChunkResult], None],
-    ) -> set[Future[batch_io.ChunkResult]]:
-        finished, rest = wait(pending, return_when=FIRST_COMPLETED)
-        for fut in finished:
-            on_done(fut.result())
-        return rest
+    def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
+        # At most two tasks per worker are queued: for CSV this bounds the rows in flight.
+        window = 2 * self.workers
+        in_flight = 0
+        more = True
+        while True:
+            while more and in_flight < window:
+                task = next(tasks, None)
+                if task is None:
+                    more = False
+                else:
+                    self._tasks.put(task)
+                    in_flight += 1
+                    del task
+            if not in_flight:
+                break
+            kind, value = self._next("while scoring")
+            if kind == "chunk":
+                on_done(value)
+            elif kind == "task":
+                in_flight -= 1
+            elif kind == "failed":
+                raise value
+        self._clean = True
+
+    def _next(self, doing: str) -> tuple[str, Any]:
+        """The next message from a worker; a worker that died is an error, not a hang."""
+        while True:
+            try:
+                message: tuple[str, Any] = self._results.get(timeout=0.5)
+                return message
+            except queue.Empty:
+                for proc in self._procs:
+                    if proc.exitcode is not None:
+                        raise ModelcycleError(
+                            f"a batch worker process died {doing} (exit code {proc.exitcode})"
+                        ) from None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if not self._procs:
+            return
+        if self._clean:
+            for _ in self._procs:
+                self._tasks.put(None)
+        for proc in self._procs:
+            proc.join(timeout=10 if self._clean else 0)
+            if proc.exitcode is None:
+                proc.terminate()
+                proc.join(timeout=10)
+        for q in (self._tasks, self._results):
+            q.close()
+            if self._clean:
+                q.join_thread()  # so that the next job in this process may fork again
+            else:
+                q.cancel_join_thread()
+        self._procs = []

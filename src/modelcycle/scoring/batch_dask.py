@@ -30,7 +30,7 @@ from modelcycle.entities import ModelVersion
 from modelcycle.errors import IntegrityError, InvalidInput, NotReady
 from modelcycle.registry import LoadedModel, Signature, get_flavor
 from modelcycle.scoring import batch_io
-from modelcycle.scoring.batch import TaskSpec, _Engine, run_task
+from modelcycle.scoring.batch import ChunkTask, Task, TaskSpec, _Engine, run_task
 
 __all__ = ["DaskEngine"]
 
@@ -136,11 +136,7 @@ class DaskEngine(_Engine):
         ]
         self._client.gather(warm)
 
-    def run(
-        self,
-        tasks: Iterator[tuple[int, int, pa.Table]],
-        on_done: Callable[[batch_io.ChunkResult], None],
-    ) -> None:
+    def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
         from distributed import as_completed
 
         client = self._client
@@ -166,12 +162,14 @@ class DaskEngine(_Engine):
                 )
             done_iter.add(fut)  # type: ignore[no-untyped-call]
 
-        for chunk, first_row, table in tasks:
+        for task in tasks:
+            assert isinstance(task, ChunkTask)  # no reader: the chunks travel with their rows
             while in_flight >= window:
                 on_done(next(done_iter).result())
                 in_flight -= 1
-            submit(chunk, first_row, table)
+            submit(task.chunk, task.first_row, task.table)
             in_flight += 1
+            del task
         for fut in done_iter:
             on_done(fut.result())
 

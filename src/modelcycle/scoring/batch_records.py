@@ -152,11 +152,16 @@ class BatchRecords:
             if not changed:
                 raise Conflict(f"batch job {job.id} is no longer failed; it cannot be resumed")
 
-    def finished(self, job_id: str, *, rows_in: int, chunks_total: int) -> None:
+    def finished(
+        self, job_id: str, *, rows_in: int, chunks_total: int, rejected: int | None = None
+    ) -> None:
+        """Mark the job succeeded (``batch.finished``); ``rejected``: CSV rows skipped as bad."""
         j = tables.batch_jobs
         with self._write("batch.finished", job_id, {}) as tx:
             rows_out = self._rows_out(tx.conn, job_id)
             tx.payload.update(rows_in=rows_in, rows_out=rows_out, chunks=chunks_total)
+            if rejected is not None:
+                tx.payload["rejected"] = rejected
             tx.conn.execute(
                 update(j)
                 .where(j.c.id == job_id)

@@ -55,6 +55,11 @@ def score(
         help="Share of rows logged (with --log-predictions).",
     ),
     trust: bool = typer.Option(False, "--trust", help="Load models that need trust (pickle)."),
+    skip_bad_rows: bool = typer.Option(
+        False,
+        "--skip-bad-rows",
+        help="CSV: leave out rows that cannot be read; list them in OUTPUT/_rejects.csv.",
+    ),
 ) -> None:
     """Score a file or data set version with a registered model, in parallel and resumably."""
     if model == "list":
@@ -91,8 +96,10 @@ def score(
                     log_predictions=log_predictions,
                     sample_rate=sample_rate,
                     trust=trust,
+                    skip_bad_rows=skip_bad_rows,
                     progress=progress,
                 )
+            rejected = ws.batch.rejected(job)
         finally:
             if progress is not None:
                 progress.close()
@@ -101,6 +108,11 @@ def score(
         f"{escape(job.output)} ({job.chunks_total} parts)",
         highlight=False,
     )
+    if rejected:
+        console.print(
+            f"{rejected} bad rows left out, listed in {escape(job.output)}/_rejects.csv",
+            highlight=False,
+        )
 
 
 class _Bar:
