@@ -89,6 +89,10 @@ class _Pending:
     future: asyncio.Future[np.ndarray]
 
 
+# Up to this many rows, a request alone in the queue is scored on the event loop itself.
+_INLINE_ROWS = 16
+
+
 class MicroBatcher:
     """Gathers concurrent calls into one ``fn(table)`` run in ``executor``; one call at a time."""
 
@@ -165,7 +169,12 @@ class MicroBatcher:
         table = _concat([item.table for item in live])
         started = time.perf_counter()
         try:
-            out = await loop.run_in_executor(self._executor, self._fn, table)
+            if len(live) == 1 and table.num_rows <= _INLINE_ROWS and not self._pending:
+                # A lone small request with nothing behind it: the hop to the predict thread
+                # and back (two wake-ups) would cost more than gathering can gain.
+                out = self._fn(table)
+            else:
+                out = await loop.run_in_executor(self._executor, self._fn, table)
         except Exception:
             if len(live) == 1:
                 raise
