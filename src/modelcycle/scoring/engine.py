@@ -363,6 +363,12 @@ class ScoringEngine:
         self._default = default
         self._ready = True
 
+    def limit_native_threads_here(self) -> None:
+        """Cap native threads in the calling thread too: the event loop's, where a lone small
+        request is scored without the hop to the predict thread (the OpenMP cap is per
+        thread)."""
+        _limit_native_threads(self.native_threads)
+
     def close(self) -> None:
         """Stop the predict thread(s); the engine is no longer ready."""
         self._ready = False

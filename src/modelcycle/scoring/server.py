@@ -281,6 +281,7 @@ async def _load(engine: ScoringEngine, on_error: Callable[[BaseException], None]
     started = time.perf_counter()
     try:
         await asyncio.to_thread(engine.load)
+        engine.limit_native_threads_here()
     except Exception as exc:
         _log.error("loading the models failed: %s", exc)
         if on_error is not None:
