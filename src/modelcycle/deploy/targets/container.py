@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from modelcycle.deploy._processes import free_port, port_free
+from modelcycle.deploy._requirements import normalize, read_hashes
 from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import Instance, Target
@@ -229,6 +230,9 @@ def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
         return None
     wheels = cache_dir / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
+    lock = bundle.path / "requirements.lock"
+    if _all_present(read_hashes(lock), wheels):
+        return wheels  # nothing to ask the index for: every pin has its wheel here
     proc = subprocess.run(
         [
             sys.executable,
@@ -253,6 +257,16 @@ def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
         lines = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln] or proc.stderr.splitlines()
         raise ContainerError("downloading the bundle's wheels failed:\n" + "\n".join(lines[-8:]))
     return wheels
+
+
+def _all_present(pins: dict[str, tuple[str, list[str]]], wheels: Path) -> bool:
+    """Whether the wheelhouse holds a wheel of every pinned name and version (wheel file
+    names are ``NAME-VERSION-...whl``, NAME with '_' for '-')."""
+    have = set()
+    for path in wheels.glob("*.whl"):
+        name, _, rest = path.name.partition("-")
+        have.add((normalize(name), rest.split("-", 1)[0]))
+    return all((name, version) in have for name, (version, _) in pins.items())
 
 
 def build_image(
