@@ -1,6 +1,6 @@
 """Real-time scoring benchmark: ``modelcycle serve`` against a bare floor, side by side.
 
-    .venv/bin/python bench/bench_serve.py [--seconds 5] [--workers 1]
+    [MLFLOW_PYTHON=...] .venv/bin/python bench/bench_serve.py [--seconds 5] [--workers 1]
 
 Registers a HistGradientBoosting credit model in a throw-away workspace, starts our server
 (``python -m modelcycle serve credit/1``) and the floor (a bare Starlette app on uvicorn with
@@ -8,6 +8,11 @@ the same workers, native threads limited to one, TCP_NODELAY set, calling ``mode
 the parsed row) on 127.0.0.1, and drives each from a separate load-generator process:
 single-row ``POST /predict`` requests over keep-alive connections, concurrency 1 and 16, each
 run bounded in time. Prints requests/s and p50/p99 latency with the ratio to the floor.
+
+With ``MLFLOW_PYTHON=/path/to/python`` (an environment of its own with mlflow, and the same
+scikit-learn and skops; not a dependency of modelcycle), MLflow's scoring server (``mlflow
+models serve --env-manager local``, same workers) runs on the same model too, driven with
+``POST /invocations`` ``{"dataframe_records": [row]}``.
 """
 
 from __future__ import annotations
@@ -71,10 +76,10 @@ LOAD_GENERATOR = textwrap.dedent(
     """
     import asyncio, json, sys, time
     port, concurrency = int(sys.argv[1]), int(sys.argv[2])
-    seconds, body = float(sys.argv[3]), sys.argv[4]
+    seconds, body, path = float(sys.argv[3]), sys.argv[4], sys.argv[5]
     payload = body.encode()
     request = (
-        f"POST /predict HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: application/json\\r\\n"
+        f"POST {path} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: application/json\\r\\n"
         f"Content-Length: {len(payload)}\\r\\n\\r\\n"
     ).encode() + payload
 
@@ -106,6 +111,18 @@ LOAD_GENERATOR = textwrap.dedent(
                           "n": len(latencies), "errors": len(errors)}))
 
     asyncio.run(main())
+    """
+)
+
+
+# Run by MLFLOW_PYTHON: the same model, saved in MLflow's sklearn flavor.
+MLFLOW_SAVE = textwrap.dedent(
+    """
+    import sys
+    import mlflow.sklearn, skops.io as sio
+    data = open(sys.argv[1], "rb").read()
+    model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    mlflow.sklearn.save_model(model, sys.argv[2], serialization_format="cloudpickle")
     """
 )
 
@@ -149,14 +166,19 @@ def build_workspace(folder: Path) -> tuple[Path, Path, dict[str, Any]]:
     return ws.root, model_file, row
 
 
-def wait_ready(port: int, procs: list[subprocess.Popen[bytes]], timeout: float = 90) -> None:
+def wait_ready(
+    port: int,
+    procs: list[subprocess.Popen[bytes]],
+    timeout: float = 90,
+    path: str = "/v2/health/ready",
+) -> None:
     deadline = time.monotonic() + timeout
     streak = 0
     while time.monotonic() < deadline and streak < 10:
         if any(p.poll() is not None for p in procs):
             raise SystemExit("a server exited during start-up")
         try:
-            ok = httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).is_success
+            ok = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).is_success
         except httpx.TransportError:
             ok = False
         streak = streak + 1 if ok else 0
@@ -177,9 +199,12 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait(5)
 
 
-def drive(port: int, concurrency: int, seconds: float, body: str) -> dict[str, float]:
+def drive(
+    port: int, concurrency: int, seconds: float, body: str, path: str = "/predict"
+) -> dict[str, float]:
+    argv = [str(port), str(concurrency), str(seconds), body, path]
     out = subprocess.run(
-        [sys.executable, "-c", LOAD_GENERATOR, str(port), str(concurrency), str(seconds), body],
+        [sys.executable, "-c", LOAD_GENERATOR, *argv],
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -200,8 +225,19 @@ def main() -> None:
         root, model_file, row = build_workspace(Path(tmp))
         body = json.dumps({"rows": [row]})
         results: dict[tuple[str, int], dict[str, float]] = {}
-        for label in ("floor", "modelcycle"):
+        labels = ["floor", "modelcycle"]
+        mlflow_python = os.environ.get("MLFLOW_PYTHON")
+        if mlflow_python:
+            labels.append("mlflow")
+            mlflow_model = Path(tmp) / "mlflow-model"
+            subprocess.run(
+                [mlflow_python, "-c", MLFLOW_SAVE, str(model_file), str(mlflow_model)],
+                check=True,
+                timeout=300,
+            )
+        for label in labels:
             port = free_port()
+            path, ready, request = "/predict", "/v2/health/ready", body
             if label == "floor":
                 procs = [
                     subprocess.Popen(
@@ -209,15 +245,32 @@ def main() -> None:
                     )
                     for _ in range(args.workers)
                 ]
-            else:
+            elif label == "modelcycle":
                 cmd = [sys.executable, "-m", "modelcycle", "serve", "credit/1"]
                 cmd += ["--port", str(port), "--workers", str(args.workers)]
                 procs = [subprocess.Popen(cmd, cwd=root, env=env, stderr=subprocess.DEVNULL)]
+            else:
+                # MLflow's own scoring server, as its users run it, from its own environment.
+                cmd = [mlflow_python or "", "-m", "mlflow", "models", "serve", "-m"]
+                cmd += [str(mlflow_model), "--env-manager", "local", "--host", "127.0.0.1"]
+                cmd += ["--port", str(port), "--workers", str(args.workers)]
+                # It starts `uvicorn` by name: its environment's bin folder goes first on PATH.
+                bin_dir = str(Path(mlflow_python or "").parent)
+                ml_env = {**env, "PATH": f"{bin_dir}:{env.get('PATH', '')}"}
+                procs = [
+                    subprocess.Popen(
+                        cmd, env=ml_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                ]
+                path, ready = "/invocations", "/ping"
+                request = json.dumps({"dataframe_records": [row]})
             try:
-                wait_ready(port, procs)
-                drive(port, 4, 1.0, body)  # warm-up
+                wait_ready(port, procs, path=ready)
+                drive(port, 4, 1.0, request, path)  # warm-up
                 for concurrency in (1, 16):
-                    results[(label, concurrency)] = drive(port, concurrency, args.seconds, body)
+                    results[(label, concurrency)] = drive(
+                        port, concurrency, args.seconds, request, path
+                    )
             finally:
                 stop(procs)
     print(f"\nsingle-row POST /predict, {args.workers} worker(s), {args.seconds:g} s per run")
@@ -227,7 +280,7 @@ def main() -> None:
     )
     for concurrency in (1, 16):
         floor = results[("floor", concurrency)]
-        for label in ("floor", "modelcycle"):
+        for label in labels:
             r = results[(label, concurrency)]
             print(
                 f"{concurrency:>11} | {label:<10} | {r['rps']:>8.0f} | {r['p50'] * 1e3:>7.2f} | "
