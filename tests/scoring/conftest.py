@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 from _scoring_helpers import Models, ServerProcess, register_models
 
-from modelcycle import init_workspace
+from modelcycle import Workspace, init_workspace
+
+
+@pytest.fixture
+def fresh_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """An empty SQLite workspace of the test's own (for tests that change or crash it)."""
+    for var in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MODELCYCLE_ACTOR", "tester")
+    workspace, _ = init_workspace(tmp_path / "ws")
+    return workspace
 
 
 @pytest.fixture(scope="session")

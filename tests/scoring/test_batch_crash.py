@@ -15,20 +15,16 @@ from _batch_helpers import register_credit, write_input
 from sqlalchemy import func, select
 
 from _cli import run_cli
-from modelcycle import Workspace, init_workspace
+from modelcycle import Workspace
 from modelcycle.store import tables
 
 ROWS, CHUNK = 60_000, 500
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    for var in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MODELCYCLE_ACTOR", "tester")
-    workspace, _ = init_workspace(tmp_path / "ws")
-    register_credit(workspace)
-    return workspace
+def ws(fresh_ws: Workspace) -> Workspace:
+    register_credit(fresh_ws)
+    return fresh_ws
 
 
 def _committed(ws: Workspace) -> int:

@@ -14,7 +14,7 @@ from _batch_helpers import features, input_table, register_credit
 from sqlalchemy import func, select
 
 from _cli import run_cli
-from modelcycle import Workspace, init_workspace
+from modelcycle import Workspace
 from modelcycle.store import tables
 
 ROWS = 3_000
@@ -22,12 +22,8 @@ BAD_VALUE_ROW, SHORT_ROW = 1_234, 2_500  # data rows (0-based); file line = row 
 
 
 @pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    for var in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("MODELCYCLE_ACTOR", "tester")
-    workspace, _ = init_workspace(tmp_path / "ws")
-    return workspace
+def ws(fresh_ws: Workspace) -> Workspace:
+    return fresh_ws
 
 
 def _bad_csv(path: Path) -> None:
