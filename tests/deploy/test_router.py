@@ -114,6 +114,11 @@ def test_router_forwards_everything_and_keeps_its_port(dws: Workspace) -> None:
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{url}/v2/models/nope/infer", data=b"{}", timeout=10)
     assert missing.value.code == 404
+    # HEAD: headers only (the router's upstream client must not wait for a body).
+    head = urllib.request.Request(f"{url}/v2/health/ready", method="HEAD")
+    with urllib.request.urlopen(head, timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.read() == b""
     # Request headers go through (the server echoes X-Request-ID), answer headers come back.
     request = urllib.request.Request(
         f"{url}/v2/models/credit/infer",

@@ -24,7 +24,7 @@ Files, in ``DEPLOYMENTS/ENDPOINT/router/``: ``router.json`` (ports, token, first
 command that started it, until ``modelcycle deployments stop``.
 
 This module's top level imports the standard library only; the server's imports (uvicorn,
-httpx) happen in the router process.
+httptools) happen in the router process.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.deploy._processes import alive, free_port, port_free, spawn, terminate
+from modelcycle.deploy._upstream import NoConnection, Upstream, UpstreamError
 from modelcycle.errors import Conflict, NotReady
 
 __all__ = ["BackendStats", "EndpointRouter", "LatencyHistogram", "main"]
@@ -71,6 +73,7 @@ _HOP = frozenset(
 _DROP_REQUEST = _HOP | {b"host", b"content-length"}
 _MAX_BODY = 256 * 1024 * 1024
 _NO_CONNECTION = -1
+_UPSTREAM_TIMEOUT = 120.0
 # Bucket bounds in ms, ~19% apart from 0.1 ms to about 2 min: p99 within a few percent.
 _BOUNDS: tuple[float, ...] = tuple(0.1 * 2 ** (i / 4) for i in range(82))
 
@@ -170,29 +173,19 @@ class _Router:
     """The ASGI app: the proxy on the front socket, the admin routes on the admin socket."""
 
     def __init__(self, *, token: str, admin_port: int, backend: str | None) -> None:
-        import httpx
-
-        self._httpx = httpx
         self.token = token
         self.admin_port = admin_port
         self.backend = backend
         self.stats: dict[str, _Counters] = {}
-        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.clients: dict[str, Upstream] = {}
         if backend is not None:
             self.stats[backend] = _Counters()
 
-    def client(self, backend: str) -> Any:
+    def client(self, backend: str) -> Upstream:
         client = self.clients.get(backend)
         if client is None:
-            httpx = self._httpx
-            # Pooled keep-alive connections per backend; idle ones are dropped well before
-            # the backend's own 30 s keep-alive timeout, so none is closed under a request.
-            client = httpx.AsyncClient(
-                base_url=backend,
-                limits=httpx.Limits(max_connections=256, keepalive_expiry=5.0),
-                timeout=httpx.Timeout(120.0, connect=5.0, pool=60.0),
-                follow_redirects=False,
-            )
+            parsed = urllib.parse.urlsplit(backend)
+            client = Upstream(parsed.hostname or HOST, parsed.port or 80)
             self.clients[backend] = client
         return client
 
@@ -213,7 +206,7 @@ class _Router:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for client in list(self.clients.values()):
-                    await client.aclose()
+                    await client.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -243,53 +236,49 @@ class _Router:
 
     async def _forward(self, scope: Scope, body: bytes, backend: str, send: Send) -> int:
         """Relay one request; the status relayed (``_NO_CONNECTION``: none could be made)."""
-        httpx = self._httpx
         path = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             path += b"?" + scope["query_string"]
         headers = [(k, v) for k, v in scope["headers"] if k not in _DROP_REQUEST]
+        headers.append((b"host", backend.partition("://")[2].encode()))
         client_addr = scope.get("client")
         if client_addr:
             headers.append((b"x-forwarded-for", str(client_addr[0]).encode()))
         target = backend
         for attempt in (1, 2):
-            client = self.client(target)
-            request = client.build_request(
-                scope["method"], path.decode("latin-1"), headers=headers, content=body
-            )
             try:
-                response = await client.send(request, stream=True)
-            except httpx.ConnectError as exc:
+                answer = await asyncio.wait_for(
+                    self.client(target).request(scope["method"], path, headers, body),
+                    timeout=_UPSTREAM_TIMEOUT,
+                )
+            except NoConnection as exc:
                 current = self.backend
                 if attempt == 1 and current is not None:
                     target = current  # nothing was sent; the switch may have moved on
                     continue
                 await _answer(send, 502, {"error": f"no connection to the backend ({exc})"})
                 return _NO_CONNECTION
-            except httpx.TimeoutException as exc:
-                await _answer(send, 504, {"error": f"the backend did not answer in time ({exc})"})
+            except TimeoutError:
+                await _answer(send, 504, {"error": "the backend did not answer in time"})
                 return 504
-            except httpx.HTTPError as exc:
+            except UpstreamError as exc:
                 await _answer(send, 502, {"error": f"the backend failed ({exc})"})
                 return 502
             break
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": [(k, v) for k, v in response.headers.raw if k.lower() not in _HOP],
-                }
-            )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        except httpx.HTTPError:
-            # Headers are out: all that is left is to cut the answer short.
-            return 502
-        finally:
-            await response.aclose()
-        return int(response.status_code)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (k, v)
+                    for k, v in answer.headers
+                    if k.lower() not in _HOP and k.lower() != b"content-length"
+                ]
+                + [(b"content-length", str(answer.size).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"".join(answer.body)})
+        return answer.status
 
     async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
@@ -331,7 +320,7 @@ class _Router:
             in_flight = old.in_flight if old is not None else 0
             client = self.clients.pop(previous, None)
             if client is not None and not in_flight:
-                await client.aclose()
+                await client.close()
         return {"previous": previous, "backend": new, "in_flight_previous": in_flight}
 
 
