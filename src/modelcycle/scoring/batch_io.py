@@ -63,8 +63,8 @@ RESERVED = ("prediction", "model_version")
 REJECTS_FILE = "_rejects.csv"
 _CSV_EXT = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
 _PARQUET_EXT = (".parquet", ".pq")
-_READ_BATCH_ROWS = 65_536
-_READ_BUFFER_BYTES = 1 << 20
+_READ_BATCH_ROWS = 16_384
+_READ_BUFFER_BYTES = 1 << 18
 _CSV_BLOCK_BYTES = 8 << 20
 # Fixed writer options: the same chunk gives the same part bytes with one pyarrow version.
 _PARQUET_OPTIONS: dict[str, Any] = {
@@ -532,9 +532,10 @@ class RangeReader:
 
 
 def _open_parquet(path: str) -> pq.ParquetFile:
-    # A bounded read buffer: without it a row group's column chunks are read whole (tens of
-    # MB each for large row groups) before the first batch is decoded.
-    return pq.ParquetFile(path, buffer_size=_READ_BUFFER_BYTES)
+    # A bounded read buffer and no pre-buffering: otherwise a row group's column chunks are
+    # read whole (tens of MB each for large row groups) before the first batch is decoded.
+    # Pre-buffering pays off on high-latency object stores, not on local files.
+    return pq.ParquetFile(path, buffer_size=_READ_BUFFER_BYTES, pre_buffer=False)
 
 
 # -- checks ------------------------------------------------------------------------------------

@@ -38,7 +38,9 @@ def score(
     workers: int | None = typer.Option(
         None, "--workers", min=1, help="Worker processes of the local engine (default: cores)."
     ),
-    chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1, help="Rows per chunk/part."),
+    chunk_rows: int | None = typer.Option(
+        None, "--chunk-rows", min=1, help="Rows per chunk/part (default 32768)."
+    ),
     passthrough: str | None = typer.Option(
         None, "--passthrough", help="Input columns to copy to the output: COL,COL,..."
     ),
@@ -90,7 +92,7 @@ def score(
                     engine=engine,
                     scheduler=scheduler,
                     workers=workers,
-                    chunk_rows=chunk_rows,
+                    **({"chunk_rows": chunk_rows} if chunk_rows is not None else {}),
                     passthrough=cols,
                     proba=proba,
                     log_predictions=log_predictions,
