@@ -15,6 +15,10 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     exit 0
 fi
 echo "installing ${missing[*]} (apt-get)"
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    podman buildah runc catatonit debootstrap uidmap fuse-overlayfs >/dev/null
+# A failed install must not stop the rest of the suite: the container tests then skip, and
+# pytest's summary (-ra) names the reason.
+if ! { apt-get update -qq \
+       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+          podman buildah runc catatonit debootstrap uidmap fuse-overlayfs >/dev/null; }; then
+    echo "warning: installing the container tools failed; the container tests will be skipped" >&2
+fi
