@@ -124,6 +124,9 @@ def test_container_build_run_switch_export_stop(containers: Workspace, tmp_path:
     new = shown2["details"]["instance"]["extra"]["container"]
     assert _podman(ws, "container", "exists", new).returncode == 0
 
+    shown_text = cli("deployments", "show", "ctr").stdout
+    assert "image      localhost/modelcycle/credit:v2" in shown_text
+    assert f"container  {new} (podman)" in shown_text
     logs = cli("deployments", "logs", "ctr")
     assert "ready: credit/2" in logs.stdout
     stopped = cli("deployments", "stop", "ctr")

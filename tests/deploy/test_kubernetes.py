@@ -48,6 +48,9 @@ def test_without_kubectl_prints_the_command(dws: Workspace, tmp_path: Path) -> N
     assert "kubectl apply -f " in done.stdout
     shown = json.loads(run_cli("deployments", "show", "k8s-print", "--json", cwd=dws.root).stdout)
     assert shown["status"] == "written"
+    text = run_cli("deployments", "show", "k8s-print", cwd=dws.root).stdout
+    assert "kubectl    kubectl apply -f " in text
+    assert "image      localhost/modelcycle/credit:v1" in text
     folder = Path(shown["details"]["bundle"]) / "kubernetes"
     docs = {p.name: yaml.safe_load(p.read_text()) for p in folder.glob("*.yaml")}
     assert docs["deployment.yaml"]["kind"] == "Deployment"

@@ -234,6 +234,18 @@ def show(
         f"id         {d.id}",
         f"created    {d.created_at} by {d.created_by}",
     ]
+    extra = inst.extra if inst is not None else {}
+    if extra.get("container"):
+        size_mb = int(extra.get("image_size_bytes") or 0) / 1e6
+        lines.append(
+            f"image      {extra.get('image')} ({str(extra.get('image_id', ''))[:12]}, "
+            f"{size_mb:.0f} MB, built in {extra.get('build_seconds')} s)"
+        )
+        lines.append(f"container  {extra['container']} ({extra.get('engine')})")
+    if d.target == "kubernetes":
+        lines.append(f"image      {d.details.get('image')}")
+        kubectl = d.details.get("kubectl") or {}
+        lines.append(f"kubectl    {kubectl.get('command', '-')}")
     if d.reason:
         lines.append(f"reason     {d.reason}")
     if d.details.get("previous_model"):
