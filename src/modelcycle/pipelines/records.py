@@ -20,7 +20,7 @@ from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.entities import Run, StepRun
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.liveness import stale_reason
-from modelcycle.store import MetadataStore, tables
+from modelcycle.store import MetadataStore, resolve_id, tables
 
 __all__ = ["RUNNING", "RunEnded", "RunRecords", "StepFinish"]
 
@@ -28,8 +28,6 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CACHED = "cached"
-
-_SHORTEST_PREFIX = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,22 +377,14 @@ class RunRecords:
             raise RunEnded(f"run {run_id} is no longer running (it was marked failed meanwhile)")
 
     def _resolve_id(self, run_id: str) -> str:
-        r = tables.runs
-        if not isinstance(run_id, str) or not run_id.isalnum():
-            raise InvalidInput(f"{run_id!r} is not a run id", field="run")
-        with self._meta.read() as conn:
-            if conn.execute(select(r.c.id).where(r.c.id == run_id)).first() is not None:
-                return run_id
-            if len(run_id) < _SHORTEST_PREFIX:
-                raise NotFound(f"no run {run_id!r}; `modelcycle runs list` shows the runs")
-            ids = conn.execute(select(r.c.id).where(r.c.id.like(f"{run_id}%")).limit(2)).all()
-        if not ids:
-            raise NotFound(f"no run {run_id!r}; `modelcycle runs list` shows the runs")
-        if len(ids) > 1:
-            raise InvalidInput(
-                f"{run_id!r} matches more than one run; give more of it", field="run"
-            )
-        return str(ids[0].id)
+        return resolve_id(
+            self._meta,
+            tables.runs.c.id,
+            run_id,
+            field="run",
+            noun="run",
+            listing="modelcycle runs list",
+        )
 
     def _load(self, run_id: str) -> Run:
         r = tables.runs

@@ -23,16 +23,15 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
-from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.errors import Conflict, NotFound
 from modelcycle.liveness import hostname, stale_reason
-from modelcycle.store import MetadataStore, tables
+from modelcycle.store import MetadataStore, resolve_id, tables
 
 __all__ = ["FAILED", "RUNNING", "SUCCEEDED", "BatchJob", "BatchRecords", "ChunkRow"]
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-_SHORTEST_PREFIX = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,22 +268,14 @@ class BatchRecords:
         return sum(int(r.rows) for r in rows)
 
     def _resolve(self, job_id: str) -> str:
-        j = tables.batch_jobs
-        if not isinstance(job_id, str) or not job_id.isalnum():
-            raise InvalidInput(f"{job_id!r} is not a batch job id", field="job")
-        with self._meta.read() as conn:
-            if conn.execute(select(j.c.id).where(j.c.id == job_id)).first() is not None:
-                return job_id
-            ids: Any = []
-            if len(job_id) >= _SHORTEST_PREFIX:
-                ids = conn.execute(select(j.c.id).where(j.c.id.like(f"{job_id}%")).limit(2)).all()
-        if not ids:
-            raise NotFound(f"no batch job {job_id!r}; `modelcycle score list` shows the jobs")
-        if len(ids) > 1:
-            raise InvalidInput(
-                f"{job_id!r} matches more than one job; give more of it", field="job"
-            )
-        return str(ids[0].id)
+        return resolve_id(
+            self._meta,
+            tables.batch_jobs.c.id,
+            job_id,
+            field="job",
+            noun="batch job",
+            listing="modelcycle score list",
+        )
 
     def _load(self, job_id: str) -> BatchJob:
         j, c = tables.batch_jobs, tables.batch_chunks

@@ -3,6 +3,7 @@
 from modelcycle.store import tables
 from modelcycle.store.artifacts import ArtifactStore, Upload, check_digest, open_artifact_store
 from modelcycle.store.audit_trail import AuditFilter, AuditTrail
+from modelcycle.store.ids import resolve_id
 from modelcycle.store.metadata import (
     MetadataStore,
     WriteTx,
@@ -26,5 +27,6 @@ __all__ = [
     "normalize_db_url",
     "open_artifact_store",
     "redact_db_url",
+    "resolve_id",
     "tables",
 ]
