@@ -30,6 +30,19 @@ def test_version_and_help(tmp_path: Path) -> None:
         assert "Usage" in help_proc.stdout
 
 
+def test_usage_errors_are_short_and_exit_2(tmp_path: Path) -> None:
+    for args, says in (
+        (["models", "show"], "Missing argument 'ref'"),
+        (["deploy", "credit/1"], "Missing option '--endpoint'"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["score", "m/1", "--input", "x", "--output", "y", "--chunk-rows", "0"], "--chunk-rows"),
+    ):
+        proc = run_cli(*args, cwd=tmp_path)
+        assert proc.returncode == 2, args
+        assert says in proc.stderr, args
+        assert "Traceback" not in proc.stderr, args
+
+
 def test_init_creates_the_workspace_and_records_it(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     proc = run_cli("init", str(root), cwd=tmp_path)

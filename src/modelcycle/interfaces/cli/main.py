@@ -127,12 +127,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         sys.exit(exit_code_for(exc))
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    # typer vendors its own click: its usage errors, Exit and Abort are not click's classes.
+    except (click.exceptions.ClickException, typer.exceptions.TyperException) as exc:
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"error: {escape(exc.format_message())}", highlight=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)
