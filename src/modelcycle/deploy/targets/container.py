@@ -76,6 +76,29 @@ class ContainerError(ModelcycleError):
     """A container engine command failed; the message ends with the tail of its output."""
 
 
+def _run_tool(
+    argv: list[str],
+    *,
+    what: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 900.0,
+    check: bool = True,
+    errors_only: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run a tool; with ``check``, a failure is a ContainerError ending with the tail of its
+    output (``errors_only``: only its lines that say ERROR, when there are any, as pip's)."""
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=env, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        if errors_only:
+            lines = [line for line in lines if "ERROR" in line] or lines
+        tail = "\n".join(lines[-12:])
+        raise ContainerError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
 @dataclass(frozen=True, slots=True)
 class Engine:
     """A container engine CLI: ``podman`` or ``docker``."""
@@ -85,22 +108,20 @@ class Engine:
     env: dict[str, str]
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 900.0, what: str = ""
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 900.0,
+        what: str = "",
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
+        return _run_tool(
             [self.path, *args],
-            capture_output=True,
-            text=True,
-            env=self.env,
+            what=what or f"{self.name} {args[0]}",
+            env={**self.env, **(extra_env or {})},
             timeout=timeout,
-            check=False,
+            check=check,
         )
-        if check and proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-            raise ContainerError(
-                f"{what or self.name + ' ' + args[0]} failed (exit {proc.returncode}):\n{tail}"
-            )
-        return proc
 
     def image_exists(self, image: str) -> bool:
         return self.run("image", "inspect", image, check=False).returncode == 0
@@ -177,7 +198,7 @@ def make_base_image(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="modelcycle-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        proc = subprocess.run(
+        _run_tool(
             [
                 debootstrap,
                 "--variant=minbase",
@@ -186,14 +207,9 @@ def make_base_image(
                 str(rootfs),
                 _debian_mirror(),
             ],
-            capture_output=True,
-            text=True,
+            what="debootstrap",
             timeout=1800,
-            check=False,
         )
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
-            raise ContainerError(f"debootstrap failed (exit {proc.returncode}):\n{tail}")
         for rel in _BASE_PRUNE:
             target = rootfs / rel
             if target.is_dir():
@@ -233,7 +249,7 @@ def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
     lock = bundle.path / "requirements.lock"
     if _all_present(read_hashes(lock), wheels):
         return wheels  # nothing to ask the index for: every pin has its wheel here
-    proc = subprocess.run(
+    _run_tool(
         [
             sys.executable,
             "-m",
@@ -246,16 +262,12 @@ def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
             "--dest",
             str(wheels),
             "--requirement",
-            str(bundle.path / "requirements.lock"),
+            str(lock),
         ],
-        capture_output=True,
-        text=True,
+        what="downloading the bundle's wheels",
         timeout=1800,
-        check=False,
+        errors_only=True,
     )
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln] or proc.stderr.splitlines()
-        raise ContainerError("downloading the bundle's wheels failed:\n" + "\n".join(lines[-8:]))
     return wheels
 
 
@@ -364,28 +376,20 @@ class ContainerTarget(Target):
         chosen = port if port is not None else free_port(self.host)
         container = f"modelcycle-{endpoint}-{workdir.name[:12]}"
         run = ["run", "--detach", "--name", container, "--init", "--network=host"]
+        log_env: dict[str, str] | None = None
         if self.log_db is not None and not self.log_db.startswith("sqlite"):
             # A network database the container can reach on the host network; the URL goes by
             # environment (it may hold a password), not argv. A SQLite file stays outside.
             run += ["--env", "MODELCYCLE_BUNDLE_LOG_DB"]
+            log_env = {"MODELCYCLE_BUNDLE_LOG_DB": self.log_db}
         command = ["python3", "/opt/bundle/serve.py", "--host", self.host, "--port", str(chosen)]
         if trust:
             command.append("--trust")
-        env = dict(engine.env)
-        if self.log_db is not None:
-            env["MODELCYCLE_BUNDLE_LOG_DB"] = self.log_db
         workdir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        proc = subprocess.run(
-            [engine.path, *run, build.tag, *command],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            check=False,
+        proc = engine.run(
+            *run, build.tag, *command, timeout=300, what=f"{engine.name} run", extra_env=log_env
         )
-        if proc.returncode != 0:
-            raise ContainerError(f"{engine.name} run failed:\n{proc.stderr.strip()[-800:]}")
         return Instance(
             target=self.name,
             url=f"http://{self.host}:{chosen}",
