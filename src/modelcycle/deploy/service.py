@@ -139,6 +139,32 @@ class Deployment:
         }
 
 
+def _activate(
+    target: Target,
+    endpoint: str,
+    instance: Instance,
+    *,
+    deployment: str,
+    model: str,
+    color: str | None,
+    front: str,
+    port: int | None,
+) -> None:
+    """Point the endpoint's pointer file at ``instance`` (the router is moved separately)."""
+    target.activate(
+        endpoint,
+        instance,
+        {
+            "deployment": deployment,
+            "model": model,
+            "pid": instance.pid,
+            "color": color,
+            "url": front,
+            "port": port,
+        },
+    )
+
+
 def _row_to_deployment(row: Any) -> Deployment:
     m = row._mapping
     return Deployment(
@@ -492,17 +518,15 @@ class DeployService:
             self._insert(tx.conn, base, status=ACTIVE, url=front, details=full, now=now)
             # The pointer and the router move inside the transaction: if either cannot, no row
             # says the switch happened (and the caller points the router back at blue).
-            target.activate(
+            _activate(
+                target,
                 base["endpoint"],
                 green,
-                {
-                    "deployment": base["id"],
-                    "model": f"{base['model_name']}/{base['model_version']}",
-                    "pid": green.pid,
-                    "color": base["color"],
-                    "url": front,
-                    "port": router.port,
-                },
+                deployment=base["id"],
+                model=f"{base['model_name']}/{base['model_version']}",
+                color=base["color"],
+                front=front,
+                port=router.port,
             )
             self._point(router, green.url)
 
@@ -602,17 +626,15 @@ class DeployService:
             tx.conn.execute(
                 update(d).where(d.c.id == blue.id).values(status=ACTIVE, updated_at=now)
             )
-            target.activate(
+            _activate(
+                target,
                 base["endpoint"],
                 blue_instance,
-                {
-                    "deployment": blue.id,
-                    "model": blue.model,
-                    "pid": blue_instance.pid,
-                    "color": blue.color,
-                    "url": details["endpoint_url"],
-                    "port": self.router(base["endpoint"]).port,
-                },
+                deployment=blue.id,
+                model=blue.model,
+                color=blue.color,
+                front=details["endpoint_url"],
+                port=self.router(base["endpoint"]).port,
             )
 
     def _record_watch_passed(self, base: dict[str, Any], verdict: WatchResult) -> None:
