@@ -1,6 +1,6 @@
 """Data sets: versions by content hash, schemas, and per-column profiles (the drift reference)."""
 
-from modelcycle.datasets._ingest import parquet_parts, read_table
+from modelcycle.datasets._ingest import csv_convert_options, parquet_parts, read_table
 from modelcycle.datasets.catalog import AddResult, DatasetCatalog, DatasetRef, parse_dataset_ref
 from modelcycle.datasets.diff import ColumnShift, DatasetDiff, TypeChange, psi
 from modelcycle.datasets.profile import PROFILE_VERSION, column_kind, profile_table
@@ -25,6 +25,7 @@ __all__ = [
     "TypeChange",
     "arrow_type",
     "column_kind",
+    "csv_convert_options",
     "is_safe_cast",
     "make_credit",
     "parquet_parts",

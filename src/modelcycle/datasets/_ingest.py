@@ -167,9 +167,21 @@ def _from_path(text: str) -> Source:
     )
 
 
+def csv_convert_options(**options: Any) -> pa_csv.ConvertOptions:
+    """Arrow's CSV conversion as every CSV reader here uses it: a blank field (and the usual
+    null markers: ``NA``, ``N/A``, ``null``, ``NaN`` ...) is a null in every column type.
+
+    Arrow's default keeps a blank in a text column as the empty string, a category of its own,
+    while the same data stored as Parquet holds nulls: the two copies would make different
+    data set versions and models with different signatures. Reading them as nulls is also
+    what pandas does.
+    """
+    return pa_csv.ConvertOptions(strings_can_be_null=True, **options)
+
+
 def _read_csv(path: Path) -> pa.Table:
     try:
-        table = pa_csv.read_csv(path)
+        table = pa_csv.read_csv(path, convert_options=csv_convert_options())
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(
             f"{path} cannot be read as CSV: {_arrow_message(exc)}", field="source"

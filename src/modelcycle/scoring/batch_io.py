@@ -36,7 +36,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from modelcycle.audit import canonical_json
-from modelcycle.datasets import parquet_parts
+from modelcycle.datasets import csv_convert_options, parquet_parts
 from modelcycle.errors import InvalidInput
 from modelcycle.registry import ColumnProblem, LoadedModel, Signature, SignatureMismatch, enforce
 
@@ -203,7 +203,7 @@ def _csv(path: Path, signature: Signature | None, rejects: Rejects | None) -> In
     def open_reader(columns: list[str] | None) -> pa_csv.CSVStreamingReader:
         from modelcycle.datasets import arrow_type
 
-        convert = pa_csv.ConvertOptions(
+        convert = csv_convert_options(
             column_types={n: arrow_type(t) for n, t in types.items()},
             include_columns=columns,
         )
@@ -217,6 +217,7 @@ def _csv(path: Path, signature: Signature | None, rejects: Rejects | None) -> In
         head = pa_csv.open_csv(
             path,
             read_options=pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+            convert_options=csv_convert_options(),
             # Only the header and the column types matter here; a bad row is found (and
             # named) by the scoring pass.
             parse_options=pa_csv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
@@ -311,10 +312,9 @@ def _tolerant_csv(
             parse_options=pa_csv.ParseOptions(
                 ignore_empty_lines=False, invalid_row_handler=handler
             ),
-            convert_options=pa_csv.ConvertOptions(
+            convert_options=csv_convert_options(
                 column_types={n: pa.string() for n in targets},
                 include_columns=columns,
-                strings_can_be_null=True,  # empty and NA cells are nulls, as when typed
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:

@@ -80,24 +80,27 @@ def show(
     if v.description:
         console.print(escape(v.description))
     columns = v.profile["columns"]
-    numeric = Table("column", "type", "nulls", "mean", "std", "min", "p50", "max", title="numeric")
-    categorical = Table("column", "type", "nulls", "distinct", "top values", title="categorical")
-    other = Table("column", "type", "nulls", "count", title="other")
+    # "missing": nulls (a blank CSV field is one), plus NaN/inf for numeric columns.
+    numeric = Table(
+        "column", "type", "missing", "mean", "std", "min", "p50", "max", title="numeric"
+    )
+    categorical = Table("column", "type", "missing", "distinct", "top values", title="categorical")
+    other = Table("column", "type", "missing", "count", title="other")
     for col in v.schema:
         p = columns[col["name"]]
         name = escape(col["name"])
         if p["kind"] == "numeric":
             q = p.get("quantiles") or {}
             numeric.add_row(
-                name, col["type"], str(p["nulls"]), _num(p["mean"]), _num(p["std"]),
+                name, col["type"], _missing(p), _num(p["mean"]), _num(p["std"]),
                 _num(p["min"]), _num(q.get("p50")), _num(p["max"]),
             )  # fmt: skip
         elif p["kind"] == "categorical":
             top = ", ".join(f"{escape(str(t['value']))} ({t['count']})" for t in p["top"][:5])
             distinct = str(p["cardinality"]) + ("" if p["cardinality_exact"] else "+")
-            categorical.add_row(name, col["type"], str(p["nulls"]), distinct, top)
+            categorical.add_row(name, col["type"], _missing(p), distinct, top)
         else:
-            other.add_row(name, col["type"], str(p["nulls"]), str(p["count"]))
+            other.add_row(name, col["type"], _missing(p), str(p["count"]))
     for table in (numeric, categorical, other):
         if table.row_count:
             console.print(table)
@@ -166,6 +169,13 @@ def sample(
     else:
         pq.write_table(table, out)
     console.print(f"Wrote {table.num_rows} rows of {escape(kind)} to {escape(str(out))}")
+
+
+def _missing(profile: dict[str, Any]) -> str:
+    """Null count, and the NaN/inf values of a numeric column beside it when there are any."""
+    text = str(profile["nulls"])
+    non_finite = profile.get("non_finite") or 0
+    return f"{text} (+{non_finite} NaN/inf)" if non_finite else text
 
 
 def _num(value: Any) -> str:

@@ -214,8 +214,10 @@ def _read_table(path: Path) -> Any:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
+    from modelcycle.datasets import csv_convert_options
+
     if path.suffix.lower() == ".csv":
-        return pcsv.read_csv(path)
+        return pcsv.read_csv(path, convert_options=csv_convert_options())
     return pq.read_table(path)
 
 

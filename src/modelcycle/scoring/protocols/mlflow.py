@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from modelcycle.datasets import csv_convert_options
 from modelcycle.scoring.engine import ScoreResult
 from modelcycle.scoring.protocols._tabular import (
     Problem,
@@ -82,7 +83,7 @@ def decode_json(body: Any, *, order: list[str], proba_default: bool = False) -> 
 def decode_csv(body: bytes, *, proba: bool = False) -> MlflowRequest:
     """A table from CSV text with a header line (types inferred per column)."""
     try:
-        table = pacsv.read_csv(pa.py_buffer(body))
+        table = pacsv.read_csv(pa.py_buffer(body), convert_options=csv_convert_options())
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise RequestInvalid([problem("body", f"not readable as CSV ({exc})")]) from None
     return MlflowRequest(table, proba)
