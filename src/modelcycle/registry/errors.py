@@ -4,12 +4,14 @@ InvalidInput
  +-- SignatureMismatch      input does not match a model's signature (every problem listed)
  +-- UntrustedModel         a model file holds types we do not trust (named), or needs trust=True
 Conflict
- +-- PromotionRefused       the candidate did not beat the current holder of the alias
+ +-- PromotionRefused       the candidate did not beat the current holder of the alias,
+                            or too few holdout rows were unseen by both models
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelcycle.errors import Conflict, InvalidInput
 
@@ -49,19 +51,23 @@ class UntrustedModel(InvalidInput):
 
 
 class PromotionRefused(Conflict):
-    """The candidate is not good enough; both figures are kept on the error."""
+    """The candidate is not good enough (both figures are kept on the error), or too few
+    holdout rows were left that neither model trained on (the figures are then None and
+    ``rows`` says how many were evaluated and excluded)."""
 
     def __init__(
         self,
         message: str,
         *,
         metric: str,
-        candidate: float,
-        champion: float,
+        candidate: float | None,
+        champion: float | None,
         dataset: str,
+        rows: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.metric = metric
         self.candidate = candidate
         self.champion = champion
         self.dataset = dataset
+        self.rows = rows
