@@ -154,6 +154,8 @@ class Pipeline:
     ) -> None:
         self.name = validate_name(name, field="pipeline name")
         self.description = description
+        # Where the pipeline is defined: runs record the git state of the repository holding it.
+        self.module_file: str | None = _defining_file()
         listed = list(steps)
         if not listed:
             raise InvalidInput("a pipeline needs at least one step", field="steps")
@@ -237,6 +239,15 @@ class Pipeline:
                 continue
             out[p] = params[p] if p in params else s.defaults[p]
         return out
+
+
+def _defining_file() -> str | None:
+    """The source file of the first caller outside this module (None in a REPL)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    found = frame.f_globals.get("__file__") if frame is not None else None
+    return str(found) if isinstance(found, str) else None
 
 
 def _topological(listed: list[Step], wiring: dict[str, dict[str, str]]) -> tuple[Step, ...]:

@@ -99,9 +99,7 @@ def show(
         typer.echo(json.dumps(r.as_dict(), indent=2, sort_keys=True))
         return
     console.print(f"[bold]run {r.id}[/] of {escape(r.pipeline)}: {_status(r)}")
-    git = r.code.get("commit") or "not in git"
-    if r.code.get("dirty"):
-        git = f"{git} (dirty, diff {str(r.code.get('diff_sha256'))[:12]})"
+    git = _git_line(r.code)
     packages = r.environment.get("packages", {})
     for label, value in (
         ("started", f"{r.started_at} by {r.created_by} on {r.hostname} (pid {r.pid})"),
@@ -158,6 +156,19 @@ def logs(
     """The captured output (stdout, stderr, logging) of a run's steps."""
     with open_workspace() as ws:
         typer.echo(ws.pipelines.logs(run_id, step))
+
+
+def _git_line(code: dict[str, Any]) -> str:
+    if not code.get("repository"):
+        return f"not in a git repository ({code.get('path') or '?'})"
+    git = str(code.get("commit") or "no commit yet")
+    if code.get("branch"):
+        git += f" on {code['branch']}"
+    if code.get("dirty"):
+        git += f" (dirty, diff {str(code.get('diff_sha256'))[:12]})"
+    return (
+        git + f" in {code['repository']}" + (f" ({code['remote']})" if code.get("remote") else "")
+    )
 
 
 def _finished(r: Run) -> None:
