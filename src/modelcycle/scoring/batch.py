@@ -210,6 +210,9 @@ class BatchScoring:
         with ExitStack() as stack:
             rejects = batch_io.Rejects() if skip_bad_rows else None
             source = self._open(input_text, signature, stack, rejects)
+            # Columns and types first, on the schema alone: a reader asked for a column the
+            # input lacks fails inside Arrow (a CSV's include_columns) before any check runs.
+            batch_io.check_input(signature, source.schema, passthrough, None, where=input_text)
             columns = _needed_columns(signature, passthrough)
             reader = _reader(source, columns, chunk_rows) if engine == "local" else None
             stream: Iterator[pa.Table] = iter(())
@@ -221,7 +224,7 @@ class BatchScoring:
                 first = next(stream, None)
             if first is None:
                 raise InvalidInput(f"{input_text} has no rows", field="input")
-            batch_io.check_input(signature, source.schema, passthrough, first)
+            batch_io.check_input(signature, source.schema, passthrough, first, where=input_text)
             params["input_schema"] = [[f.name, str(f.type)] for f in source.schema]
             params["input_rows"] = source.num_rows
             if reader is not None:

@@ -2,8 +2,9 @@
 
 Everything here is shared by the local and the Dask engine and is plain functions over Arrow:
 
-- :func:`open_input` reads a Parquet file, a folder or glob of Parquet parts, or a CSV file as
-  a stream of record batches (only the columns the job needs), never the whole input at once.
+- :func:`open_input` reads a Parquet file, a folder or glob of Parquet parts, a CSV or a JSON
+  lines file as a stream of record batches (only the columns the job needs), never the whole
+  input at once.
   A Parquet input also lists its row groups (:class:`Segment`), so that a :class:`RangeReader`
   on a worker can read any run of chunks straight from the file(s): the coordinating process
   then ships no data at all;
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from modelcycle.audit import canonical_json
@@ -62,6 +64,7 @@ RESERVED = ("prediction", "model_version")
 # In the output folder, but skipped by Parquet readers of the folder (leading underscore).
 REJECTS_FILE = "_rejects.csv"
 _CSV_EXT = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
+_JSONL_EXT = (".jsonl", ".ndjson")
 _PARQUET_EXT = (".parquet", ".pq")
 _READ_BATCH_ROWS = 16_384
 _READ_BUFFER_BYTES = 1 << 18
@@ -136,11 +139,42 @@ def open_input(
         return _parquet_parts([path], f"parquet:{path.resolve()}")
     if lower.endswith(_CSV_EXT):
         return _csv(path, signature, rejects)
+    if lower.endswith(_JSONL_EXT):
+        return _jsonl(path, signature)
     raise InvalidInput(
         f"{path.name}: unknown file type; expected a Parquet file (.parquet, .pq), a CSV file, "
-        "a folder or glob of Parquet parts, or data:NAME@VERSION",
+        "a JSON lines file (.jsonl, .ndjson), a folder or glob of Parquet parts, "
+        "or data:NAME@VERSION",
         field="input",
     )
+
+
+def _jsonl(path: Path, signature: Signature | None) -> InputSource:
+    """A JSON lines file, streamed by blocks; the signature's columns read in its types."""
+    read = pa_json.ReadOptions(block_size=_CSV_BLOCK_BYTES)
+    try:
+        head = pa_json.open_json(path, read_options=read).schema
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path} cannot be read as JSON lines: {exc}", field="input") from exc
+    types = {c.name: c.type for c in signature.inputs} if signature is not None else {}
+    # Only columns the file has: an explicit field it lacks would be read as all nulls, and
+    # the missing column then reported as nulls rather than as missing.
+    schema = pa.schema([pa.field(f.name, _csv_type(f, types)) for f in head])
+    explicit = pa.schema([f for f in schema if f.name in types])
+    parse = pa_json.ParseOptions(explicit_schema=explicit, unexpected_field_behavior="infer")
+
+    def batches(columns: list[str]) -> Iterator[pa.RecordBatch]:
+        try:
+            reader = pa_json.open_json(path, read_options=read, parse_options=parse)
+            for batch in reader:
+                yield batch.select(columns)
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+            # Arrow names the column and row of a bad value: "Column(/a) changed from ..."
+            raise InvalidInput(
+                f"{path} cannot be read as JSON lines: {exc}", field="input"
+            ) from exc
+
+    return InputSource(f"jsonl:{path.resolve()}", schema, None, batches)
 
 
 def _parquet_parts(parts: list[Path], description: str) -> InputSource:
@@ -546,11 +580,14 @@ def check_input(
     schema: pa.Schema,
     passthrough: list[str],
     first: pa.Table | None,
+    *,
+    where: str | None = None,
 ) -> None:
     """Refuse, with every problem at once, an input that the model cannot score.
 
     Columns and types are checked on the schema (a zero-row table), nulls on the first chunk;
-    passthrough columns must exist and must not clash with the output's own columns.
+    passthrough columns must exist and must not clash with the output's own columns. The
+    error names the input (``where``: its path or ``data:NAME@VERSION``) and each column.
     """
     problems: list[ColumnProblem] = []
     try:
@@ -570,7 +607,12 @@ def check_input(
         except SignatureMismatch as exc:
             problems.extend(exc.problems)
     if problems:
-        raise SignatureMismatch(problems)
+        error = SignatureMismatch(problems)
+        if where is not None:
+            # "input: the input X does not match ...": which file, whatever its format.
+            error.message = f"input: the input {where} {error.message.removeprefix('input: ')}"
+            error.args = (error.message,)
+        raise error
 
 
 def output_columns(signature: Signature, passthrough: list[str], proba: bool) -> list[str]:

@@ -26,7 +26,7 @@ def score(
     ),
     job_arg: str | None = typer.Argument(None, metavar="[JOB]", help="The job, for `show`."),
     input: str | None = typer.Option(
-        None, "--input", "-i", help="Parquet file, folder or glob of parts, CSV, or data:NAME@V."
+        None, "--input", "-i", help="Parquet file/folder/glob, CSV, JSON lines, or data:NAME@V."
     ),
     output: str | None = typer.Option(
         None, "--output", "-o", help="Folder for the output parts (new or empty)."
