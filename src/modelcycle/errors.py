@@ -4,6 +4,7 @@
      +-- InvalidInput               bad argument, file, name or request body (names the field)
      +-- NotFound                   no such workspace, artifact, version, alias ...
      +-- Conflict                   the change clashes with the current state
+     |    +-- PreconditionFailed    the thing changed since the caller last read it (If-Match)
      +-- IntegrityError             stored content no longer matches its hash or chain
      +-- NotReady                   the workspace or database needs a step first (e.g. a migration)
      +-- Unauthorized               no or unknown credentials
@@ -24,6 +25,7 @@ __all__ = [
     "ModelcycleError",
     "NotFound",
     "NotReady",
+    "PreconditionFailed",
     "Unauthorized",
     "http_status_for",
 ]
@@ -59,6 +61,10 @@ class Conflict(ModelcycleError):
     """The change clashes with the current state (already exists, concurrently changed)."""
 
 
+class PreconditionFailed(Conflict):
+    """The caller's view is stale: the thing moved since it was read (HTTP If-Match)."""
+
+
 class IntegrityError(ModelcycleError):
     """Stored content does not match its hash, or the audit chain is broken."""
 
@@ -84,6 +90,7 @@ HTTP_STATUS: dict[type[ModelcycleError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    PreconditionFailed: 412,
     IntegrityError: 500,
     NotReady: 503,
 }

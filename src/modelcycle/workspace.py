@@ -82,6 +82,17 @@ class Workspace:
     def actor(self) -> str:
         return self.settings.actor
 
+    def as_actor(self, actor: str) -> Workspace:
+        """This workspace acting for ``actor`` (an API token's name), sharing its open stores.
+
+        The HTTP API audits each request under its token's name: one such view per token,
+        without changing this workspace or any process-wide setting. Close only the original.
+        """
+        other = Workspace(settings=self.settings.model_copy(update={"actor": actor}))
+        other._meta = self.metadata
+        other._artifacts = self.artifacts
+        return other
+
     @property
     def metadata(self) -> MetadataStore:
         """The metadata database, opened and schema-checked on first use."""

@@ -204,10 +204,16 @@ class Pipelines:
     # -- reading ----------------------------------------------------------------------------
 
     def runs(
-        self, *, pipeline: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first (without steps); runs whose process died are marked stale."""
-        return self._records.list(pipeline=pipeline, status=status, limit=limit)
+        """Runs, newest first (without steps); runs whose process died are marked stale.
+        ``after``: the ``(started_at, id)`` of the last run already seen (a page cursor)."""
+        return self._records.list(pipeline=pipeline, status=status, limit=limit, after=after)
 
     def get_run(self, run_id: str) -> Run:
         """One run with its steps; ``run_id`` may be a unique prefix of 4 or more characters."""

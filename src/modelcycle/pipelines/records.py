@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -309,13 +309,22 @@ class RunRecords:
         pipeline: str | None = None,
         status: str | None = None,
         limit: int | None = None,
+        after: tuple[str, str] | None = None,
     ) -> list[Run]:
-        """Runs, newest first, without their steps; stale runs are marked failed first."""
+        """Runs, newest first, without their steps; stale runs are marked failed first.
+        ``after`` is the (started_at, id) of the last run of the previous page."""
         if limit is not None and limit < 1:
             raise InvalidInput("must be at least 1", field="limit")
         self._sweep_stale()
         r = tables.runs
         query = select(r).order_by(r.c.started_at.desc(), r.c.id)
+        if after is not None:
+            query = query.where(
+                or_(
+                    r.c.started_at < after[0],
+                    and_(r.c.started_at == after[0], r.c.id > after[1]),
+                )
+            )
         if pipeline is not None:
             query = query.where(r.c.pipeline == pipeline)
         if status is not None:

@@ -25,7 +25,7 @@ from sqlalchemy import delete as sql_delete
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.datasets import DatasetCatalog, parse_dataset_ref
 from modelcycle.entities import AuditEvent, DatasetVersion, ModelVersion
-from modelcycle.errors import Conflict, InvalidInput, NotFound, NotReady
+from modelcycle.errors import Conflict, InvalidInput, NotFound, NotReady, PreconditionFailed
 from modelcycle.names import validate_name
 from modelcycle.registry._metrics import Metric, default_metric, get_metric
 from modelcycle.registry.errors import PromotionRefused, UntrustedModel
@@ -394,8 +394,9 @@ class ModelRegistry:
             conn.execute(update(a).where(a.c.name == name, a.c.alias == alias).values(**stamp))
         return int(old) if old is not None else None
 
-    def delete_alias(self, name: str, alias: str) -> int:
-        """Remove ``NAME@alias``; return the version it pointed at."""
+    def delete_alias(self, name: str, alias: str, *, if_version: int | None = None) -> int:
+        """Remove ``NAME@alias``; return the version it pointed at (with ``if_version``,
+        PreconditionFailed unless it still points there)."""
         name = validate_name(name, field="name")
         alias = _check_alias(alias)
         a = tables.model_aliases
@@ -412,6 +413,7 @@ class ModelRegistry:
             ).scalar()
             if old is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
+            _check_precondition(name, alias, int(old), if_version)
             tx.conn.execute(sql_delete(a).where(a.c.name == name, a.c.alias == alias))
             tx.subject = f"model:{name}/{old}"
             tx.payload["from"] = int(old)
@@ -476,9 +478,11 @@ class ModelRegistry:
         target: str | None = None,
         force: bool = False,
         trust: bool = False,
+        if_version: int | None = None,
     ) -> PromotionResult:
         """Move ``NAME@to`` to the candidate if it scores at least as well as the current holder
-        (plus ``min_gain``) on the same holdout data set version; else raise PromotionRefused."""
+        (plus ``min_gain``) on the same holdout data set version; else raise PromotionRefused.
+        With ``if_version``, PreconditionFailed unless the alias still points there."""
         alias = _check_alias(to, field="to")
         if not math.isfinite(min_gain) or min_gain < 0:
             raise InvalidInput("must be a number >= 0", field="min_gain")
@@ -487,6 +491,7 @@ class ModelRegistry:
             raise Conflict(f"{candidate.ref} is archived and cannot be promoted")
         name = candidate.name
         current = self._alias_target(name, alias)
+        _check_precondition(name, alias, current, if_version)
         if current == candidate.version:
             return PromotionResult(name, alias, candidate.version, current, moved=False)
         if current is None or force:
@@ -570,7 +575,7 @@ class ModelRegistry:
             old = self._move_alias(tx.conn, candidate.name, alias, candidate.version)
             if old != expected:
                 # Someone moved the alias while we scored: the figures compared the wrong model.
-                raise Conflict(
+                raise PreconditionFailed(
                     f"{candidate.name}@{alias} moved from {expected} to {old} during the "
                     "promotion; run it again"
                 )
@@ -728,6 +733,13 @@ def _split_dataset_ref(ref: str, *, field: str = "datasets") -> tuple[str, int |
     """``NAME@VERSION`` (or ``NAME``, ``NAME@latest``) as the catalog's (name, version)."""
     parsed = parse_dataset_ref(ref, field=field)
     return parsed.name, "latest" if parsed.version is None else parsed.version
+
+
+def _check_precondition(name: str, alias: str, current: int | None, expected: int | None) -> None:
+    if expected is not None and current != expected:
+        raise PreconditionFailed(
+            f"{name}@{alias} points at version {current}, not {expected}; read it again"
+        )
 
 
 def _check_alias(alias: str, *, field: str = "alias") -> str:

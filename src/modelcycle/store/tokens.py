@@ -114,6 +114,13 @@ class TokenCheck:
             raise Unauthorized("unknown or revoked token")
         return token_id, known[1]
 
+    def name_of(self, token_id: str) -> str:
+        """The name of an active token (the actor of what it does); NotFound if unknown."""
+        known = self._tokens.get(token_id)
+        if known is None:
+            raise NotFound(f"no active token {token_id!r}")
+        return known[2]
+
     def authorize(self, authorization: str | None, needed: str) -> tuple[str, str]:
         """:meth:`authenticate`, then Forbidden unless the token's role reaches ``needed``."""
         token_id, role = self.authenticate(authorization)

@@ -38,6 +38,7 @@ from modelcycle.interfaces.cli import (
     predictions_cmd,
     score_cmd,
     serve_cmd,
+    server_cmd,
     tokens_cmd,
     workspace_cmd,
 )
@@ -87,6 +88,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(artifacts_cmd.app, name="artifacts")
 # -- stage command groups: one line each below --
 app.command("serve")(serve_cmd.serve)
+app.command("server")(server_cmd.server)
 app.add_typer(pipeline_cmd.pipeline_app, name="pipeline")
 app.add_typer(pipeline_cmd.runs_app, name="runs")
 app.command("train")(pipeline_cmd.train)

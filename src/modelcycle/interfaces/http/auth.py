@@ -1,0 +1,104 @@
+"""Bearer tokens and roles: who is calling, and the workspace that acts in their name.
+
+Tokens are those of ``modelcycle tokens`` (store/tokens.py), checked against an in-memory
+snapshot re-read at most every ``refresh_seconds`` (a revoked token stops working within that
+time, on every worker). Unlike the scoring server, the management API has no open mode: with no
+token at all, every route but ``/health`` answers 401.
+
+Each write is audited with the token's name as the actor: the request's facades come from
+``Workspace.as_actor(name)``, one cached view per name, sharing the database connections; no
+process-wide setting changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from modelcycle.errors import Forbidden, Unauthorized
+from modelcycle.store.tokens import ROLES, TokenCheck, TokenStore, role_at_least
+from modelcycle.workspace import Workspace
+
+__all__ = ["Admin", "Caller", "Operator", "Reader", "Scorer", "TokenGate", "require"]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `modelcycle tokens create`.")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The token behind a request and the workspace acting as its name."""
+
+    token_id: str
+    name: str
+    role: str
+    ws: Workspace
+
+
+class TokenGate:
+    """Checks Authorization headers; hands out one workspace view per token name."""
+
+    def __init__(self, ws: Workspace, *, refresh_seconds: float = 2.0) -> None:
+        self._ws = ws
+        self._refresh = refresh_seconds
+        self._lock = threading.Lock()
+        self._check: TokenCheck | None = None
+        self._read_at = 0.0
+        self._views: dict[str, Workspace] = {}
+
+    def _snapshot(self) -> TokenCheck:
+        now = time.monotonic()
+        with self._lock:
+            if self._check is None or now - self._read_at > self._refresh:
+                self._check = TokenStore(self._ws.metadata, self._ws.actor).snapshot()
+                self._read_at = now
+            return self._check
+
+    def forget(self) -> None:
+        """Re-read the tokens on the next request (after this process created or revoked one)."""
+        with self._lock:
+            self._check = None
+
+    def caller(self, authorization: str | None, needed: str) -> Caller:
+        check = self._snapshot()
+        if not check.enabled:
+            raise Unauthorized(
+                "this workspace has no API token yet; create one with "
+                "`modelcycle tokens create NAME --role admin`"
+            )
+        token_id, role = check.authenticate(authorization)
+        if not role_at_least(role, needed):
+            raise Forbidden(f"token {token_id} has role {role!r}; this needs {needed!r} or higher")
+        name = check.name_of(token_id)
+        with self._lock:
+            view = self._views.get(name)
+            if view is None:
+                view = self._views[name] = self._ws.as_actor(name)
+        return Caller(token_id, name, role, view)
+
+
+def require(role: str) -> Callable[..., Caller]:
+    """A dependency: the caller, if their token's role reaches ``role`` (else 401/403)."""
+    if role not in ROLES:
+        raise ValueError(role)
+
+    def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Caller:
+        gate: TokenGate = request.app.state.gate
+        header = f"Bearer {credentials.credentials}" if credentials is not None else None
+        return gate.caller(header, role)
+
+    return dependency
+
+
+Reader = Annotated[Caller, Depends(require("reader"))]
+Scorer = Annotated[Caller, Depends(require("scorer"))]
+Operator = Annotated[Caller, Depends(require("operator"))]
+Admin = Annotated[Caller, Depends(require("admin"))]

@@ -1,0 +1,218 @@
+"""Models (``modelcycle models ...``): versions, lineage, aliases with ETags, archive, upload.
+
+An alias's ETag names the version it points at; ``PUT``/``DELETE`` with ``If-Match`` hand that
+version to the registry, which checks it inside the same transaction as the move (412 when the
+alias moved meanwhile). ``PUT`` runs the registry's promotion gate, as ``models promote`` does.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path as FsPath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Header, Path, Request, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelcycle.entities import ModelVersion
+from modelcycle.errors import Forbidden, InvalidInput, PreconditionFailed
+from modelcycle.interfaces.http.auth import Operator, Reader
+from modelcycle.interfaces.http.paging import Cursor, Limit, Page, page_of
+from modelcycle.interfaces.http.problems import ContentTooLarge
+from modelcycle.interfaces.http.schemas import (
+    AliasOut,
+    AuditEventOut,
+    ModelOut,
+    ModelVersionDetail,
+    ModelVersionOut,
+    PromotionOut,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["models"])
+
+Name = Annotated[str, Path(min_length=1, max_length=200)]
+AliasName = Annotated[str, Path(min_length=1, max_length=100)]
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
+IfMatch = Annotated[str | None, Header(max_length=200, description="An alias ETag.")]
+_ALIAS_ETAG = re.compile(r'^(?:W/)?"alias-(\d{1,10})"$')
+
+
+class AliasMove(BaseModel):
+    """Where to point the alias, and the gate's settings (as `models promote`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, le=2**31 - 1)
+    metric: str | None = Field(None, max_length=100, description="e.g. roc_auc, rmse")
+    min_gain: float = Field(0.0, ge=0, allow_inf_nan=False)
+    on: str | None = Field(None, max_length=200, description="Holdout DATASET@VERSION")
+    target: str | None = Field(None, max_length=200, description="The holdout's label column")
+    force: bool = Field(False, description="Skip the gate (admin only; audited as forced)")
+
+
+def alias_etag(version: int) -> str:
+    return f'"alias-{version}"'
+
+
+def version_etag(mv: ModelVersion) -> str:
+    return f'"mv-{mv.sha256[:16]}-{mv.status}-{"+".join(mv.aliases)}"'
+
+
+def _expected(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ALIAS_ETAG.match(if_match.strip())
+    if match is None:
+        raise PreconditionFailed(f"If-Match {if_match!r} is not an ETag of this alias")
+    return int(match.group(1))
+
+
+@router.get("/models")
+def list_models(
+    caller: Reader, request: Request, response: Response, limit: Limit = 50, cursor: Cursor = None
+) -> Page[ModelOut]:
+    """Models by name: version count, latest version, aliases (as `models list`)."""
+    by_name: dict[str, list[ModelVersion]] = {}
+    for mv in caller.ws.registry.list():
+        by_name.setdefault(mv.name, []).append(mv)
+    items = [
+        ModelOut(
+            name=name,
+            versions=len(vs),
+            latest=max(v.version for v in vs),
+            aliases={a: v.version for v in vs for a in v.aliases},
+        )
+        for name, vs in sorted(by_name.items())
+    ]
+    return page_of(request, response, items, limit, cursor, lambda m: (m.name,))
+
+
+@router.get("/models/{name}")
+def model_versions(
+    caller: Reader,
+    name: Name,
+    request: Request,
+    response: Response,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ModelVersionOut]:
+    """The versions of one model, oldest first, with their aliases."""
+    items = [ModelVersionOut.of(mv) for mv in caller.ws.registry.list(name)]
+    return page_of(request, response, items, limit, cursor, lambda v: (v.version,))
+
+
+@router.get("/models/{name}/versions/{version}")
+def model_version(
+    caller: Reader, name: Name, version: Version, response: Response
+) -> ModelVersionDetail:
+    """Signature, metrics, lineage, evaluations, audit events, deployments (as `models show`)."""
+    lineage = caller.ws.registry.lineage(f"{name}/{version}")
+    mv = lineage.version
+    deployed = [
+        {"endpoint": d.endpoint, "target": d.target, "url": d.url, "since": d.created_at}
+        for d in caller.ws.deploy.list()
+        if d.model_name == mv.name and d.model_version == mv.version
+    ]
+    response.headers["ETag"] = version_etag(mv)
+    return ModelVersionDetail(
+        **ModelVersionOut.of(mv).model_dump(),
+        signature=lineage.signature,
+        params=mv.params,
+        requirements=mv.requirements,
+        code_version=lineage.code_version,
+        evaluations=lineage.evaluations,
+        events=[AuditEventOut.of(e) for e in lineage.events],
+        deployments=deployed,
+        etag=version_etag(mv),
+    )
+
+
+@router.get("/models/{name}/aliases/{alias}")
+def get_alias(caller: Reader, name: Name, alias: AliasName, response: Response) -> AliasOut:
+    """The version an alias points at; its ETag is what If-Match takes."""
+    mv = caller.ws.registry.get(f"{name}@{alias}")
+    response.headers["ETag"] = alias_etag(mv.version)
+    return AliasOut(name=mv.name, alias=alias, version=mv.version, etag=alias_etag(mv.version))
+
+
+@router.put("/models/{name}/aliases/{alias}", responses={412: {"description": "Alias moved"}})
+def put_alias(
+    caller: Operator,
+    name: Name,
+    alias: AliasName,
+    body: AliasMove,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PromotionOut:
+    """Promote: move the alias through the gate (409 with both scores when refused)."""
+    if body.force and caller.role != "admin":
+        raise Forbidden(f"token {caller.token_id} has role {caller.role!r}; force needs 'admin'")
+    result = caller.ws.registry.promote(
+        f"{name}/{body.version}",
+        alias,
+        metric=body.metric,
+        min_gain=body.min_gain,
+        on=body.on,
+        target=body.target,
+        force=body.force,
+        if_version=_expected(if_match),
+    )
+    response.headers["ETag"] = alias_etag(result.version)
+    return PromotionOut(
+        name=result.name, alias=result.alias, version=result.version,
+        etag=alias_etag(result.version), previous=result.previous, moved=result.moved,
+        forced=result.forced, first=result.first, metric=result.metric,
+        candidate_score=result.candidate_score, champion_score=result.champion_score,
+        dataset=result.dataset,
+    )  # fmt: skip
+
+
+@router.delete(
+    "/models/{name}/aliases/{alias}",
+    status_code=204,
+    responses={412: {"description": "Alias moved"}},
+)
+def delete_alias(caller: Operator, name: Name, alias: AliasName, if_match: IfMatch = None) -> None:
+    """Remove an alias (as `models alias delete`)."""
+    caller.ws.registry.delete_alias(name, alias, if_version=_expected(if_match))
+
+
+@router.post("/models/{name}/versions/{version}/archive")
+def archive(caller: Operator, name: Name, version: Version) -> ModelVersionOut:
+    """Archive a version: it can no longer take an alias or be served."""
+    return ModelVersionOut.of(caller.ws.registry.archive(f"{name}/{version}"))
+
+
+@router.post(
+    "/models/{name}/versions",
+    status_code=201,
+    responses={413: {"description": "The file is larger than the server's upload limit"}},
+)
+def upload(
+    caller: Operator,
+    request: Request,
+    name: Name,
+    file: Annotated[UploadFile, File(description="A skops or ONNX file (pickle: admin+trust)")],
+    flavor: Annotated[Literal["skops", "onnx", "pickle"], Form()],
+    trust: Annotated[bool, Form()] = False,
+) -> ModelVersionOut:
+    """Register an uploaded model file as the next version of NAME (as `models register`)."""
+    if (flavor == "pickle" or trust) and caller.role != "admin":
+        raise Forbidden(
+            f"token {caller.token_id} has role {caller.role!r}; trusting a file needs 'admin'"
+        )
+    if flavor == "pickle" and not trust:
+        raise InvalidInput("pickle runs code when loaded; send trust=true", field="trust")
+    limit: int = request.app.state.settings.max_upload_bytes
+    with tempfile.TemporaryDirectory(prefix="mc-upload-") as tmp:
+        path = FsPath(tmp) / f"model.{flavor}"
+        with path.open("wb") as out:
+            shutil.copyfileobj(file.file, out, 1 << 20)
+        if path.stat().st_size > limit:
+            raise ContentTooLarge(limit)
+        mv = caller.ws.registry.register_file(str(path), name, flavor=flavor, trust=trust)
+    return ModelVersionOut.of(mv)

@@ -1,0 +1,143 @@
+"""Runs (``modelcycle runs ...``) and data sets (``modelcycle data ...``): read routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from modelcycle.errors import InvalidInput
+from modelcycle.interfaces.http.auth import Reader
+from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of, paged
+from modelcycle.interfaces.http.schemas import (
+    DatasetOut,
+    DatasetVersionDetail,
+    DatasetVersionOut,
+    RunComparisonOut,
+    RunDetail,
+    RunOut,
+)
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+Name = Annotated[str, Path(min_length=1, max_length=200)]
+RunId = Annotated[str, Path(min_length=4, max_length=64)]
+
+
+@router.get("/runs", tags=["runs"])
+def list_runs(
+    caller: Reader,
+    request: Request,
+    response: Response,
+    pipeline: Annotated[str | None, Query(max_length=200)] = None,
+    status: Literal["running", "succeeded", "failed"] | None = None,
+    dataset: Annotated[str | None, Query(max_length=200, description="NAME@VERSION")] = None,
+    model: Annotated[str | None, Query(max_length=200, description="NAME/VERSION")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[RunOut]:
+    """Runs, newest first (as `runs list`), filtered by pipeline, status, data set or model."""
+    after = decode_cursor(cursor, arity=2)
+    key = (str(after[0]), str(after[1])) if after is not None else None
+    found: list[RunOut] = []
+    # Data set and model filters look inside each run's lists, so pages are read until full.
+    while len(found) <= limit:
+        batch = caller.ws.pipelines.runs(
+            pipeline=pipeline, status=status, limit=limit + 1, after=key
+        )
+        found += [
+            RunOut.of(r)
+            for r in batch
+            if (dataset is None or dataset in r.datasets) and (model is None or model in r.models)
+        ]
+        if len(batch) <= limit:
+            break
+        key = (batch[-1].started_at, batch[-1].id)
+    return paged(request, response, found, limit, lambda r: (r.started_at, r.id))
+
+
+@router.get("/runs/compare", tags=["runs"])
+def compare_runs(
+    caller: Reader,
+    ids: Annotated[str, Query(max_length=2000, description="Run ids, comma-separated.")],
+) -> RunComparisonOut:
+    """Parameters and metrics of several runs side by side (as `runs compare`)."""
+    wanted = [i.strip() for i in ids.split(",") if i.strip()]
+    if len(wanted) < 2:
+        raise InvalidInput("give at least two run ids, comma-separated", field="ids")
+    runs = [caller.ws.pipelines.get_run(i) for i in wanted]
+    params = sorted({k for r in runs for k in r.params})
+    metrics = sorted({k for r in runs for k in r.metrics})
+    return RunComparisonOut(
+        runs=[r.id for r in runs],
+        params={k: [r.params.get(k) for r in runs] for k in params},
+        metrics={k: [r.metrics.get(k) for r in runs] for k in metrics},
+    )
+
+
+@router.get("/runs/{run_id}", tags=["runs"])
+def get_run(caller: Reader, run_id: RunId) -> RunDetail:
+    """Everything a run recorded: params, metrics, steps with durations, code, data, models."""
+    return RunDetail.full(caller.ws.pipelines.get_run(run_id))
+
+
+@router.get("/runs/{run_id}/logs", tags=["runs"], response_class=PlainTextResponse)
+def run_logs(
+    caller: Reader, run_id: RunId, step: Annotated[str | None, Query(max_length=200)] = None
+) -> str:
+    """The captured output of the run's steps (as `runs logs`)."""
+    return caller.ws.pipelines.logs(run_id, step)
+
+
+@router.get("/datasets", tags=["datasets"])
+def list_datasets(
+    caller: Reader, request: Request, response: Response, limit: Limit = 50, cursor: Cursor = None
+) -> Page[DatasetOut]:
+    """Data sets by name, each with its latest version (as `data list`)."""
+    by_name: dict[str, list[DatasetVersionOut]] = {}
+    for dv in caller.ws.datasets.list():
+        by_name.setdefault(dv.name, []).append(DatasetVersionOut.of(dv))
+    items = [
+        DatasetOut(name=n, versions=len(vs), latest=max(vs, key=lambda v: v.version))
+        for n, vs in sorted(by_name.items())
+    ]
+    return page_of(request, response, items, limit, cursor, lambda d: (d.name,))
+
+
+@router.get("/datasets/{name}", tags=["datasets"])
+def dataset_versions(
+    caller: Reader,
+    name: Name,
+    request: Request,
+    response: Response,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[DatasetVersionOut]:
+    """The versions of one data set, oldest first."""
+    versions = sorted(caller.ws.datasets.list(name), key=lambda v: v.version)
+    if not versions:
+        caller.ws.datasets.version(name)  # raises NotFound naming the data set
+    items = [DatasetVersionOut.of(v) for v in versions]
+    return page_of(request, response, items, limit, cursor, lambda v: (v.version,))
+
+
+@router.get("/datasets/{name}/versions/{version}", tags=["datasets"])
+def dataset_version(
+    caller: Reader, name: Name, version: Annotated[str, Path(max_length=20)]
+) -> DatasetVersionDetail:
+    """One version with its schema and per-column profile (as `data show`)."""
+    return DatasetVersionDetail.full(caller.ws.datasets.version(name, version))
+
+
+@router.get("/datasets/{name}/diff", tags=["datasets"])
+def dataset_diff(
+    caller: Reader,
+    name: Name,
+    a: Annotated[int, Query(ge=1)],
+    b: Annotated[int, Query(ge=1)],
+) -> dict[str, object]:
+    """Schema and distribution changes between two versions (as `data diff`)."""
+    return caller.ws.datasets.diff(f"{name}@{a}", f"{name}@{b}").as_dict()
