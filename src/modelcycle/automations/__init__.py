@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.automations.actions import ACTIONS, Stages
+from modelcycle.automations.backfill import BackfillItem, find_rule, plan_backfill, run_backfill
 from modelcycle.automations.dispatch import Dispatcher
 from modelcycle.automations.queue import JOB_STATES, JobQueue
 from modelcycle.automations.rules import KNOWN_EVENTS, Rule, load_rules
@@ -19,6 +20,8 @@ from modelcycle.automations.schedules import (
     load_sources,
 )
 from modelcycle.automations.worker import Worker
+from modelcycle.entities import Job
+from modelcycle.settings import CONFIG_FILE
 from modelcycle.store import MetadataStore
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "JOB_STATES",
     "KNOWN_EVENTS",
     "Automations",
+    "BackfillItem",
     "Dispatcher",
     "JobQueue",
     "Rule",
@@ -68,7 +72,32 @@ class Automations:
         return load_rules(self._config, ACTIONS)
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self._meta, self.queue, self.rules, self._actor)
+        return Dispatcher(
+            self._meta, self.queue, self.rules, self._actor, config_path=self._root / CONFIG_FILE
+        )
+
+    def plan_backfill(
+        self, rule: str, *, since_seq: int | None = None, since_at: str | None = None
+    ) -> list[BackfillItem]:
+        """The past events ``rule`` matches from a sequence number or time on (writes nothing)."""
+        return plan_backfill(
+            self._meta,
+            self._stages.audit,
+            find_rule(self.rules, rule),
+            since_seq=since_seq,
+            since_at=since_at,
+        )
+
+    def backfill(
+        self, rule: str, *, since_seq: int | None = None, since_at: str | None = None
+    ) -> list[Job]:
+        """Queue ``rule``'s jobs for past events (audited as ``rules.backfilled``)."""
+        found = find_rule(self.rules, rule)
+        items = plan_backfill(
+            self._meta, self._stages.audit, found, since_seq=since_seq, since_at=since_at
+        )
+        since = f"seq {since_seq}" if since_seq is not None else str(since_at)
+        return run_backfill(self._meta, self.queue, found, items, actor=self._actor, since=since)
 
     def scheduler(self, *, clock: Callable[[], float] = time.time) -> Scheduler:
         """Schedules and watched sources from modelcycle.toml."""

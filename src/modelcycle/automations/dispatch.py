@@ -4,6 +4,14 @@ Each stage's change and its audit event commit together, so an event exists exac
 change does. The dispatcher reads the events after its cursor, queues one job per matching
 rule with the idempotency key ``RULE:SEQ`` and moves the cursor, in one transaction. Two
 dispatchers racing queue each job once: the key is unique and writes run one at a time.
+
+A rule acts only on events written after it was added, never on history: the first time a
+dispatcher sees a rule (by its fingerprint: name and definition), it records, as an audited
+``rules.registered`` event, the last event written before ``modelcycle.toml`` was last changed,
+and never gives the rule that event or any earlier one. Replaying history is an explicit,
+audited command (``modelcycle rules backfill``, :mod:`modelcycle.automations.backfill`). A
+workspace that never ran a worker starts its cursor at the earliest such point (the head, when
+there are no rules), not at the first event.
 """
 
 from __future__ import annotations
@@ -11,9 +19,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
 
 from modelcycle.audit import utc_timestamp
 from modelcycle.automations.queue import JobQueue
@@ -21,32 +30,73 @@ from modelcycle.automations.rules import Rule
 from modelcycle.entities import AuditEvent, Job
 from modelcycle.store import AuditFilter, MetadataStore, tables
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "rule_key"]
 
 _CURSOR = "rules"
 _BATCH = 500
 _MAX_CHAIN = 50
 
 
+def rule_key(rule: Rule) -> str:
+    """The ``event_cursors`` row that records after which event ``rule`` acts."""
+    return f"rule:{rule.fingerprint[:40]}"
+
+
+class _Known(Exception):
+    """Another dispatcher registered the rule first: roll back, use its point."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
 class Dispatcher:
     """Turns new audit events into queued jobs. Constructing it does no I/O."""
 
     def __init__(
-        self, metadata: MetadataStore, queue: JobQueue, rules: Sequence[Rule], actor: str
+        self,
+        metadata: MetadataStore,
+        queue: JobQueue,
+        rules: Sequence[Rule],
+        actor: str,
+        *,
+        config_path: Path | None = None,
     ) -> None:
         self._meta = metadata
         self._queue = queue
         self._rules = list(rules)
         self._actor = actor
+        self._config_path = config_path
+        self._anchors: dict[str, int] | None = None
+
+    def anchors(self) -> dict[str, int]:
+        """Per rule name, the last event it will never act on (registering new rules)."""
+        if self._anchors is None:
+            keys = {r.name: rule_key(r) for r in self._rules}
+            t = tables.event_cursors
+            with self._meta.read() as conn:
+                rows = conn.execute(
+                    select(t.c.name, t.c.seq).where(t.c.name.in_(list(keys.values())))
+                ).all()
+            known = {str(row.name): int(row.seq) for row in rows}
+            # Cached for the dispatcher's life: a point, once recorded, never moves.
+            self._anchors = {
+                r.name: known[keys[r.name]] if keys[r.name] in known else self._register(r)
+                for r in self._rules
+            }
+        return self._anchors
 
     def dispatch(self, audit: Any) -> list[Job]:
         """Queue the jobs for events since the cursor; return the jobs queued now."""
-        cursor = self._cursor()
+        anchors = self.anchors()
+        cursor = self._cursor(min(anchors.values(), default=None))
         events = [e for e in audit.events(AuditFilter(after_seq=cursor, limit=_BATCH))]
         if not events:
             return []
         last = events[-1].seq
-        matches = [(r, e) for e in events for r in self._rules if r.matches(e)]
+        matches = [
+            (r, e) for e in events for r in self._rules if e.seq > anchors[r.name] and r.matches(e)
+        ]
         if not matches:
             self._advance(last)  # no change to record: the cursor is bookkeeping
             return []
@@ -133,16 +183,65 @@ class Dispatcher:
             is not None
         )
 
-    def _cursor(self) -> int:
+    def _register(self, rule: Rule) -> int:
+        """Record that ``rule`` acts only on events after the config file last changed."""
+        changed_at = self._config_changed_at()
+        key = rule_key(rule)
+        ev = tables.audit_events
+        try:
+            with self._meta.write(
+                actor=self._actor, action="rules.registered", subject=f"rule:{rule.name}"
+            ) as tx:
+                t = tables.event_cursors
+                existing = tx.conn.execute(select(t.c.seq).where(t.c.name == key)).scalar()
+                if existing is not None:
+                    raise _Known(int(existing))
+                # The rule was written into modelcycle.toml at the latest when the file last
+                # changed: events from before then are history, not the rule's business.
+                query = select(func.max(ev.c.seq))
+                if changed_at is not None:
+                    query = query.where(ev.c.at <= changed_at)
+                after = int(tx.conn.execute(query).scalar() or 0)
+                tx.conn.execute(insert(t).values(name=key, seq=after))
+                tx.payload.update(
+                    rule=rule.name,
+                    fingerprint=rule.fingerprint,
+                    after_seq=after,
+                    config_changed_at=changed_at,
+                )
+        except _Known as known:
+            return known.seq
+        return after
+
+    def _config_changed_at(self) -> str | None:
+        if self._config_path is None:
+            return None
+        try:
+            mtime = self._config_path.stat().st_mtime
+        except OSError:
+            return None  # no file: the rule is as new as now
+        return utc_timestamp(datetime.fromtimestamp(mtime, UTC))
+
+    def _cursor(self, start: int | None) -> int:
         t = tables.event_cursors
         with self._meta.read() as conn:
             seq = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
         if seq is None:
+            # Never dispatched here: start where the rules start (or at the head), not at
+            # event 1, so a first worker does not walk all of history.
             with self._meta.unaudited() as conn:
                 exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-                if exists is None:
-                    conn.execute(t.insert().values(name=_CURSOR, seq=0))
-            return 0
+                if exists is not None:
+                    return int(exists)
+                if start is None:
+                    start = int(
+                        conn.execute(
+                            select(tables.audit_head.c.seq).where(tables.audit_head.c.id == 1)
+                        ).scalar()
+                        or 0
+                    )
+                conn.execute(t.insert().values(name=_CURSOR, seq=start))
+            return start
         return int(seq)
 
     def _advance(self, seq: int) -> None:

@@ -18,6 +18,8 @@ them as ``{field}`` placeholders.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +77,23 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     debounce: timedelta | None = None
     max_attempts: int = 3
+
+    @property
+    def fingerprint(self) -> str:
+        """Who the rule is: its name and what it matches and does (``on``, ``where``, ``do``,
+        ``with``). Changing any of them makes a new rule, which acts only on events after the
+        change (the dispatcher records when it first saw each fingerprint); ``debounce`` and
+        ``max_attempts`` are tuning and leave it the same rule."""
+        body = {
+            "name": self.name,
+            "on": self.on,
+            "where": dict(self.where),
+            "do": self.do,
+            "with": dict(self.params),
+        }
+        # default=str: TOML dates are not JSON, but their text is stable.
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def matches(self, event: AuditEvent) -> bool:
         """Whether ``event`` triggers this rule."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelcycle.interfaces.cli._context import console, open_workspace
+from modelcycle.interfaces.cli._context import console, open_workspace, parse_since
 
 jobs_app = typer.Typer(help="The job queue: list, show, retry, cancel.", no_args_is_help=True)
 rules_app = typer.Typer(help="Automation rules from modelcycle.toml.", no_args_is_help=True)
@@ -108,6 +109,47 @@ def check() -> None:
     with open_workspace() as ws:
         rules = ws.automations.rules
     console.print(f"[green]OK[/]: {len(rules)} rule(s) valid")
+
+
+@rules_app.command("backfill")
+def backfill(
+    rule: str = typer.Argument(..., help="The rule to run over past events."),
+    since: str = typer.Option(
+        ..., "--since", help="From event SEQ (inclusive), or 30m, 2h, 7d ago, or an ISO time."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Queue the jobs without asking."),
+) -> None:
+    """Run a rule over past events: list what it would queue, then queue it (audited)."""
+    since = since.strip()
+    since_seq = int(since) if since.isdigit() else None
+    since_at = None if since_seq is not None else parse_since(since)
+    with open_workspace() as ws:
+        plan = ws.automations.plan_backfill(rule, since_seq=since_seq, since_at=since_at)
+        table = Table("event", "at (UTC)", "subject", "job it would queue")
+        for item in plan:
+            job = (
+                f"none: job {item.existing_job} already exists"
+                if item.existing_job
+                else f"{item.kind} {json.dumps(item.params)}"
+            )
+            table.add_row(
+                str(item.event.seq), item.event.at[:19].replace("T", " "),
+                escape(item.event.subject), escape(job),
+            )  # fmt: skip
+        new = [i for i in plan if i.existing_job is None]
+        console.print(table)
+        console.print(
+            f"rule {escape(rule)} matches {len(plan)} event(s) since {escape(since)}; "
+            f"{len(new)} new job(s) would be queued"
+        )
+        if not new:
+            return
+        asked = not yes and sys.stdin.isatty() and typer.confirm("Queue these jobs?", default=False)
+        if not (yes or asked):
+            console.print("nothing queued (dry run): pass --yes to queue them")
+            return
+        jobs = ws.automations.backfill(rule, since_seq=since_seq, since_at=since_at)
+    console.print(f"queued {len(jobs)} job(s): {', '.join(j.id for j in jobs) or '-'}")
 
 
 def _job_dict(j: Any) -> dict[str, Any]:
