@@ -5,6 +5,7 @@ import modelcycle.registry as registry
 
 def test_public_surface_is_pinned() -> None:
     assert registry.__all__ == [
+        "DEFAULT_MIN_ROWS",
         "ColumnProblem",
         "ColumnSpec",
         "Lineage",
@@ -19,9 +20,12 @@ def test_public_surface_is_pinned() -> None:
         "SignatureMismatch",
         "UntrustedModel",
         "detect_flavor",
+        "encode_row_hashes",
         "enforce",
         "get_flavor",
         "parse_model_ref",
+        "row_hashes",
+        "version_evaluation",
     ]
     for name in registry.__all__:
         assert hasattr(registry, name), name

@@ -3,6 +3,7 @@
 Other parts use pipelines only through the names exported here.
 """
 
+from modelcycle.pipelines._estimators import parse_value as parse_hyperparam
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.facade import Pipelines, RunComparison
 from modelcycle.pipelines.records import RunEnded
@@ -29,5 +30,6 @@ __all__ = [
     "StepContext",
     "cache_key",
     "load_pipeline",
+    "parse_hyperparam",
     "step",
 ]

@@ -1,10 +1,11 @@
 """Step outputs as bytes in the artifact store, and back.
 
 Arrow tables and pandas frames go as Parquet, numeric numpy arrays as ``.npy`` (no pickle),
-JSON data as canonical JSON; anything else (a fitted estimator, say) as pickle. Pickle is
-only ever loaded for a blob whose sha256 this workspace's metadata database recorded as the
-output of a step it ran, and the artifact store re-checks that hash on every read: see
-docs/pipelines.md, "Why loading a pickled output is safe here". The encodings are
+JSON data as canonical JSON, ``bytes`` as they are (an HTML page or a PNG stays a file that
+``modelcycle artifacts get`` gives back as is); anything else (a fitted estimator, say) as
+pickle. Pickle is only ever loaded for a blob whose sha256 this workspace's metadata database
+recorded as the output of a step it ran, and the artifact store re-checks that hash on every
+read: see docs/pipelines.md, "Why loading a pickled output is safe here". The encodings are
 byte-stable, so an unchanged value gets an unchanged hash and downstream steps stay cached.
 """
 
@@ -23,7 +24,7 @@ from modelcycle.errors import InvalidInput
 
 __all__ = ["FORMATS", "decode", "encode"]
 
-FORMATS = ("arrow-parquet", "pandas-parquet", "npy", "json", "pickle")
+FORMATS = ("arrow-parquet", "pandas-parquet", "npy", "json", "bytes", "pickle")
 
 
 def encode(value: Any) -> tuple[bytes, str]:
@@ -32,6 +33,8 @@ def encode(value: Any) -> tuple[bytes, str]:
         return _parquet(value), "arrow-parquet"
     if _is_pandas_frame(value):
         return _parquet(pa.Table.from_pandas(value, preserve_index=True)), "pandas-parquet"
+    if isinstance(value, bytes):
+        return value, "bytes"
     if isinstance(value, np.ndarray) and value.dtype != object:
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
@@ -53,6 +56,8 @@ def decode(data: bytes, fmt: str) -> Any:
         return np.load(io.BytesIO(data), allow_pickle=False)
     if fmt == "json":
         return json.loads(data.decode("utf-8"))
+    if fmt == "bytes":
+        return data
     if fmt == "pickle":
         return pickle.loads(data)  # noqa: S301 - only blobs recorded by this workspace, see above
     raise InvalidInput(f"unknown output format {fmt!r}; expected one of {FORMATS}", field="format")

@@ -32,9 +32,13 @@ class StepContext:
         datasets: DatasetCatalog | None,
         registry: ModelRegistry | None,
         code_version: str | None = None,
+        inputs: Mapping[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.step = step
+        # The sha256 of each upstream output this step receives, by name: a step can link a
+        # stored output (an artifact of the run) to what it records, e.g. a model version.
+        self.inputs: dict[str, str] = dict(inputs or {})
         # The run's git commit (``+dirty`` when it had local changes), for lineage tags.
         self.code_version = code_version
         self._datasets = datasets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from modelcycle.entities import Run
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.pipelines import _outputs
+from modelcycle.pipelines._estimators import check_hyperparams
 from modelcycle.pipelines.records import RUNNING, SUCCEEDED, RunRecords
 from modelcycle.pipelines.runner import Display, PipelineRunner, QuietDisplay, RichDisplay
 from modelcycle.pipelines.spec import Pipeline, load_pipeline
@@ -18,6 +19,8 @@ from modelcycle.pipelines.tabular_trainer import (
     TABULAR_TRAINER,
     TABULAR_TRAINER_REF,
     TASKS,
+    check_drop,
+    infer_task,
 )
 from modelcycle.store import ArtifactStore, MetadataStore
 
@@ -164,13 +167,17 @@ class Pipelines:
         register: str | None = None,
         seed: int = 0,
         holdout_fraction: float = 0.2,
+        drop: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
         no_cache: bool = False,
         progress: bool | None = None,
     ) -> Run:
         """Run the built-in tabular trainer on data set version ``data`` (``NAME[@VERSION]``).
 
         The model is registered as ``register`` (default: the data set's name) with the
-        ``challenger`` alias; ``run.models`` names the version.
+        ``challenger`` alias; ``run.models`` names the version. ``drop``: columns left out of
+        the features. ``params``: hyperparameters of the estimator, checked against its
+        constructor before the run starts (recorded as the run's ``hyperparams``).
         """
         if task not in TASKS:
             raise InvalidInput(f"{task!r} is not one of {', '.join(TASKS)}", field="task")
@@ -183,7 +190,15 @@ class Pipelines:
                 f"{version.ref} has no column {target!r}; its columns: {', '.join(columns)}",
                 field="target",
             )
-        params = {
+        dropped = check_drop(columns, target, list(drop) if not isinstance(drop, str) else drop)
+        hyperparams = dict(params or {})
+        if hyperparams:
+            resolved = task
+            if task == "auto":  # the estimator's class depends on the task: read the target
+                table = self._catalog().get(version.name, version.version)
+                resolved = infer_task(table.column(target).drop_null())
+            check_hyperparams(resolved, model, hyperparams)
+        given = {
             "data": version.ref,
             "target": target,
             "task": task,
@@ -191,10 +206,12 @@ class Pipelines:
             "model_name": register,
             "seed": seed,
             "holdout_fraction": holdout_fraction,
+            "drop": dropped,
+            "hyperparams": hyperparams,
         }
         return self._runner.run(
             TABULAR_TRAINER,
-            params=params,
+            params=given,
             ref=TABULAR_TRAINER_REF,
             no_cache=no_cache,
             input_datasets=[version.ref],

@@ -350,6 +350,7 @@ class PipelineRunner:
                 datasets=self._datasets,
                 registry=self._registry,
                 code_version=_code_tag(run.code),
+                inputs=inputs,
             )
             log = io.StringIO()
             error: str | None = None

@@ -2,9 +2,12 @@
 
     load -> split -> preprocess -> train -> evaluate -> register
 
-``split`` stores the holdout as its own data set version (``NAME-holdout``); ``register``
-records it in the model's tags (``holdout``, ``target``) so promotion gates can score on it,
-and points the ``challenger`` alias at the new version. The registered model is one sklearn
+``split`` stores the holdout as its own data set version (``NAME-holdout``) and the hashes of
+the training rows (``training_rows``); ``evaluate`` stores the evaluation details (JSON) and
+an HTML page of them; ``register`` links those artifacts of the run to the version in its
+tags (``holdout``, ``target``, ``training_rows``, ``evaluation``, ``evaluation_html``), so
+promotion gates score on the holdout rows neither model trained on, and points the
+``challenger`` alias at the new version. The registered model is one sklearn
 ``Pipeline`` (ColumnTransformer + estimator) that takes the raw columns. The same data,
 parameters and seed give the same fitted model (the ``fitted`` output's hash is the same).
 """
@@ -18,13 +21,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelcycle.errors import InvalidInput
+from modelcycle.pipelines._estimators import ALGORITHMS, build_estimator
+from modelcycle.pipelines._evaluation import evaluation_details, render_html
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.spec import Pipeline, step
+from modelcycle.registry import encode_row_hashes, row_hashes
 
-__all__ = ["ALGORITHMS", "TABULAR_TRAINER", "TABULAR_TRAINER_REF", "TASKS", "infer_task"]
+__all__ = [
+    "ALGORITHMS",
+    "TABULAR_TRAINER",
+    "TABULAR_TRAINER_REF",
+    "TASKS",
+    "check_drop",
+    "infer_task",
+]
 
 TASKS = ("auto", "classification", "regression")
-ALGORITHMS = ("hgb", "logreg", "rf", "linear")
 TABULAR_TRAINER_REF = "modelcycle.pipelines.tabular_trainer:TABULAR_TRAINER"
 _MAX_CLASSES_FOR_INTEGERS = 20
 _EXAMPLE_ROWS = 5
@@ -45,13 +57,33 @@ def infer_task(column: pa.ChunkedArray) -> str:
     raise InvalidInput(f"cannot learn a target of type {kind}", field="target")
 
 
+def check_drop(columns: list[str], target: str, drop: Any) -> list[str]:
+    """``drop`` if every name is a column other than the target; else InvalidInput."""
+    if isinstance(drop, str) or not isinstance(drop, list | tuple):
+        raise InvalidInput("expected a list of column names", field="drop")
+    if not all(isinstance(d, str) for d in drop):
+        raise InvalidInput("expected a list of column names", field="drop")
+    for name in drop:
+        if name == target:
+            raise InvalidInput(
+                f"{name!r} is the target; it cannot be dropped from the features", field="drop"
+            )
+        if name not in columns:
+            raise InvalidInput(
+                f"no column {name!r} to drop; the columns: {', '.join(columns)}", field="drop"
+            )
+    if len(set(drop)) == len(columns) - 1:
+        raise InvalidInput("dropping these leaves no feature column", field="drop")
+    return list(dict.fromkeys(drop))
+
+
 @step(outputs="table")
 def load(data: str, ctx: StepContext) -> pa.Table:
     """The data set version to train on."""
     return ctx.load_data(data)
 
 
-@step(outputs=("train_set", "holdout_set", "problem"))
+@step(outputs=("train_set", "holdout_set", "problem", "training_rows"))
 def split(
     table: pa.Table,
     data: str,
@@ -59,9 +91,11 @@ def split(
     task: str,
     holdout_fraction: float,
     seed: int,
+    drop: list[str],
     ctx: StepContext,
 ) -> dict[str, Any]:
-    """Split off a holdout (stratified for classification) and store it as a data set version."""
+    """Split off a holdout (stratified for classification) and store it as a data set version;
+    hash the training rows (features and target) so gates can leave them out later."""
     from sklearn.model_selection import train_test_split
 
     if target not in table.column_names:
@@ -71,6 +105,10 @@ def split(
         )
     if task not in TASKS:
         raise InvalidInput(f"{task!r} is not one of {', '.join(TASKS)}", field="task")
+    drop = check_drop(table.column_names, target, drop)
+    features = [c for c in table.column_names if c != target and c not in drop]
+    if drop:
+        print(f"dropped from the features: {', '.join(drop)}")
     if not 0.0 < float(holdout_fraction) < 1.0:
         raise InvalidInput(f"{holdout_fraction!r} is not in (0, 1)", field="holdout_fraction")
     table = table.filter(pc.is_valid(table.column(target)))
@@ -113,8 +151,17 @@ def split(
         "data": data,
         "holdout": holdout.ref,
         "classes": [str(c) for c in classes],
+        "features": features,
+        "dropped": drop,
     }
-    return {"train_set": train_set, "holdout_set": holdout_set, "problem": problem}
+    # The same columns the gate hashes: the model's inputs (its signature) and the target.
+    training_rows = encode_row_hashes(row_hashes(train_set, [*features, target]))
+    return {
+        "train_set": train_set,
+        "holdout_set": holdout_set,
+        "problem": problem,
+        "training_rows": training_rows,
+    }
 
 
 @step(outputs="preprocessor")
@@ -129,7 +176,7 @@ def preprocess(train_set: pa.Table, problem: dict[str, Any]) -> Any:
     categorical: list[str] = []
     ignored: list[str] = []
     for f in train_set.schema:
-        if f.name == problem["target"]:
+        if f.name not in problem["features"]:
             continue
         if pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
             numeric.append(f.name)
@@ -163,37 +210,8 @@ def preprocess(train_set: pa.Table, problem: dict[str, Any]) -> Any:
     return ColumnTransformer(parts, remainder="drop")
 
 
-def _estimator(task: str, algorithm: str, seed: int) -> Any:
-    from sklearn.ensemble import (
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    classification = task == "classification"
-    if algorithm == "hgb":
-        cls: Any = (
-            HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-        )
-        return cls(random_state=seed)
-    if algorithm == "rf":
-        cls = RandomForestClassifier if classification else RandomForestRegressor
-        return cls(n_estimators=100, random_state=seed)
-    if algorithm == "logreg":
-        if not classification:
-            raise InvalidInput("logreg is for classification; use linear", field="model")
-        return LogisticRegression(max_iter=1000)
-    if algorithm == "linear":
-        if classification:
-            return LogisticRegression(max_iter=1000)
-        return Ridge(alpha=1.0)
-    raise InvalidInput(f"{algorithm!r} is not one of {', '.join(ALGORITHMS)}", field="model")
-
-
-def _features(table: pa.Table, target: str) -> Any:
-    return table.drop_columns([target]).to_pandas()
+def _features(table: pa.Table, problem: dict[str, Any]) -> Any:
+    return table.select(problem["features"]).to_pandas()
 
 
 def _labels(table: pa.Table, problem: dict[str, Any]) -> np.ndarray:
@@ -203,30 +221,39 @@ def _labels(table: pa.Table, problem: dict[str, Any]) -> np.ndarray:
 
 @step(outputs="fitted")
 def train(
-    train_set: pa.Table, preprocessor: Any, problem: dict[str, Any], algorithm: str, seed: int
+    train_set: pa.Table,
+    preprocessor: Any,
+    problem: dict[str, Any],
+    algorithm: str,
+    seed: int,
+    hyperparams: dict[str, Any],
 ) -> Any:
     """Fit preprocessing and estimator together: the model takes the raw columns."""
     from sklearn.pipeline import Pipeline as SkPipeline
 
-    model = SkPipeline(
-        [("preprocess", preprocessor), ("model", _estimator(problem["task"], algorithm, seed))]
-    )
-    model.fit(_features(train_set, problem["target"]), _labels(train_set, problem))
+    estimator = build_estimator(problem["task"], algorithm, seed, hyperparams)
+    given = ", ".join(f"{k}={v!r}" for k, v in hyperparams.items())
+    print(f"fitting {type(estimator).__name__} ({algorithm}){f' with {given}' if given else ''}")
+    model = SkPipeline([("preprocess", preprocessor), ("model", estimator)])
+    model.fit(_features(train_set, problem), _labels(train_set, problem))
     return model
 
 
-@step(outputs="metrics")
+@step(outputs=("metrics", "evaluation", "evaluation_html"))
 def evaluate(
-    fitted: Any, holdout_set: pa.Table, problem: dict[str, Any], ctx: StepContext
-) -> dict[str, float]:
-    """Score on the holdout: accuracy, F1, ROC AUC, log loss; or RMSE, MAE, R2."""
+    fitted: Any, holdout_set: pa.Table, problem: dict[str, Any], seed: int, ctx: StepContext
+) -> dict[str, Any]:
+    """Score on the holdout: accuracy, F1, ROC AUC, log loss; or RMSE, MAE, R2. Then the
+    details (confusion matrix, per-class figures, curves or residuals, permutation
+    importance) as JSON, and as an HTML page."""
     from sklearn import metrics as skm
 
-    x = _features(holdout_set, problem["target"])
+    x = _features(holdout_set, problem)
     y = _labels(holdout_set, problem)
     out: dict[str, float] = {}
+    proba = None
+    predicted = fitted.predict(x)
     if problem["task"] == "classification":
-        predicted = fitted.predict(x)
         classes = list(fitted.classes_)
         proba = fitted.predict_proba(x)
         binary = len(classes) == 2
@@ -244,12 +271,19 @@ def evaluate(
             )
         out["log_loss"] = float(skm.log_loss(y, np.clip(proba, 1e-15, 1), labels=classes))
     else:
-        predicted = fitted.predict(x)
         out["rmse"] = float(np.sqrt(skm.mean_squared_error(y, predicted)))
         out["mae"] = float(skm.mean_absolute_error(y, predicted))
         out["r2"] = float(skm.r2_score(y, predicted))
     ctx.log_metrics(out)
-    return out
+    details = evaluation_details(
+        fitted, x, y, task=problem["task"], seed=seed, predicted=predicted, proba=proba
+    )
+    page = render_html(
+        details,
+        title=f"Evaluation of {type(fitted[-1]).__name__} on {problem['holdout']}",
+        metrics=out,
+    )
+    return {"metrics": out, "evaluation": details, "evaluation_html": page}
 
 
 def _example(features: pa.Table) -> pa.Table:
@@ -270,21 +304,32 @@ def register(
     metrics: dict[str, float],
     train_set: pa.Table,
     problem: dict[str, Any],
+    training_rows: np.ndarray,
+    evaluation: dict[str, Any],
+    evaluation_html: bytes,
     model_name: str | None,
     algorithm: str,
     seed: int,
     holdout_fraction: float,
+    hyperparams: dict[str, Any],
     ctx: StepContext,
 ) -> dict[str, Any]:
-    """Register the model with its metrics and lineage; point ``challenger`` at it."""
+    """Register the model with its metrics and lineage (the run's training-row hashes and
+    evaluation artifacts linked by sha256 in its tags); point ``challenger`` at it."""
     name = model_name or problem["data"].split("@", 1)[0]
-    example = _example(train_set.drop_columns([problem["target"]]))
+    example = _example(train_set.select(problem["features"]))
+    estimator = type(fitted[-1]).__name__
     tags = {
         "holdout": problem["holdout"],
         "target": problem["target"],
         "task": problem["task"],
         "algorithm": algorithm,
+        "estimator": estimator,
         "trainer": "tabular",
+        # ctx.inputs: the sha256 of each stored output this step received (run artifacts).
+        "training_rows": ctx.inputs["training_rows"],
+        "evaluation": ctx.inputs["evaluation"],
+        "evaluation_html": ctx.inputs["evaluation_html"],
     }
     if ctx.code_version:
         tags["code_version"] = ctx.code_version
@@ -297,6 +342,9 @@ def register(
             "task": problem["task"],
             "target": problem["target"],
             "algorithm": algorithm,
+            "estimator": estimator,
+            "hyperparams": hyperparams,
+            "drop": problem["dropped"],
             "seed": seed,
             "holdout_fraction": holdout_fraction,
         },
@@ -304,7 +352,7 @@ def register(
         tags=tags,
     )
     ctx.set_alias(version.name, "challenger", version.version)
-    print(f"registered {version.name}/{version.version} (challenger)")
+    print(f"registered {version.name}/{version.version} (challenger), {estimator} ({algorithm})")
     return {"name": version.name, "version": version.version}
 
 
@@ -314,6 +362,8 @@ TABULAR_TRAINER = Pipeline(
     params={
         "task": "auto",
         "algorithm": "hgb",
+        "hyperparams": {},
+        "drop": [],
         "model_name": None,
         "seed": 0,
         "holdout_fraction": 0.2,

@@ -9,13 +9,16 @@ from modelcycle.registry.errors import (
     SignatureMismatch,
     UntrustedModel,
 )
+from modelcycle.registry.evaluation import version_evaluation
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
+from modelcycle.registry.gate import DEFAULT_MIN_ROWS, encode_row_hashes, row_hashes
 from modelcycle.registry.loaded import LoadedModel
 from modelcycle.registry.refs import ModelRef, parse_model_ref
 from modelcycle.registry.registry import Lineage, ModelRegistry, PromotionResult
 from modelcycle.registry.signature import ColumnSpec, OutputSpec, Signature, enforce
 
 __all__ = [
+    "DEFAULT_MIN_ROWS",
     "ColumnProblem",
     "ColumnSpec",
     "Lineage",
@@ -30,7 +33,10 @@ __all__ = [
     "SignatureMismatch",
     "UntrustedModel",
     "detect_flavor",
+    "encode_row_hashes",
     "enforce",
     "get_flavor",
     "parse_model_ref",
+    "row_hashes",
+    "version_evaluation",
 ]

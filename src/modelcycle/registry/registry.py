@@ -9,6 +9,7 @@ with its audit event.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import io
 import json
 import math
@@ -32,6 +33,7 @@ from modelcycle.registry.errors import PromotionRefused, UntrustedModel
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
 from modelcycle.registry.flavors.pickle_trusted import require_trust
 from modelcycle.registry.flavors.sklearn_skops import SklearnSkopsFlavor
+from modelcycle.registry.gate import DEFAULT_MIN_ROWS, select_unseen_rows, too_few_rows
 from modelcycle.registry.loaded import LoadedModel
 from modelcycle.registry.refs import LATEST, ModelRef, parse_model_ref
 from modelcycle.registry.signature import Signature, enforce, to_arrow
@@ -59,6 +61,9 @@ class PromotionResult:
     candidate_score: float | None = None
     champion_score: float | None = None
     dataset: str | None = None
+    # the gate's rows: holdout, evaluated, excluded, seen_in_training by role, unchecked
+    rows: dict[str, Any] | None = None
+    warnings: builtins.list[str] = field(default_factory=builtins.list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +484,7 @@ class ModelRegistry:
         force: bool = False,
         trust: bool = False,
         if_version: int | None = None,
+        min_rows: int = DEFAULT_MIN_ROWS,
     ) -> PromotionResult:
         """Move ``NAME@to`` to the candidate if it scores at least as well as the current holder
         (plus ``min_gain``) on the same holdout data set version; else raise PromotionRefused.
@@ -486,6 +492,8 @@ class ModelRegistry:
         alias = _check_alias(to, field="to")
         if not math.isfinite(min_gain) or min_gain < 0:
             raise InvalidInput("must be a number >= 0", field="min_gain")
+        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+            raise InvalidInput("must be a whole number >= 1", field="min_rows")
         candidate = self.get(ref)
         if candidate.status == ARCHIVED:
             raise Conflict(f"{candidate.ref} is archived and cannot be promoted")
@@ -506,10 +514,25 @@ class ModelRegistry:
         sig = Signature.from_dict(candidate.signature)
         figure = get_metric(metric or default_metric(sig.task), sig.task)
         ds_ref, table, target_col = self._holdout(candidate, on, target)
-        cand_score = self._score(candidate, figure, table, target_col, trust)
-        champ_score = self._score(champion, figure, table, target_col, trust)
+        # Score only on rows neither model trained on (see registry/gate.py).
+        rows = select_unseen_rows(
+            self._artifacts, table, target_col, {"candidate": candidate, "champion": champion}
+        )
+        if rows.excluded and rows.evaluated < min_rows:
+            refusal = too_few_rows(candidate, champion, alias, figure.name, ds_ref, rows, min_rows)
+            with self._meta.write(
+                actor=self._actor,
+                action="model.promotion_refused",
+                subject=f"model:{candidate.ref}",
+                payload=refusal.payload,
+            ):
+                pass
+            raise refusal.error
+        cand_score = self._score(candidate, figure, rows.table, target_col, trust)
+        champ_score = self._score(champion, figure, rows.table, target_col, trust)
         passed = figure.at_least_as_good(cand_score, champ_score, min_gain)
         gate = {
+            "rows": rows.as_dict(),
             "metric": figure.name,
             "higher_is_better": figure.higher_is_better,
             "min_gain": min_gain,
@@ -519,7 +542,8 @@ class ModelRegistry:
             "champion": {"version": champion.version, "score": champ_score},
         }
         if passed:
-            return self._commit_promotion(candidate, alias, current, gate=gate)
+            result = self._commit_promotion(candidate, alias, current, gate=gate)
+            return dataclasses.replace(result, rows=rows.as_dict(), warnings=rows.warnings())
         with self._meta.write(
             actor=self._actor,
             action="model.promotion_refused",
@@ -531,12 +555,14 @@ class ModelRegistry:
         direction = "higher" if figure.higher_is_better else "lower"
         raise PromotionRefused(
             f"{candidate.ref} not promoted to {alias}: {figure.name} ({direction} is better) on "
-            f"{ds_ref} is {cand_score:.6g} for {candidate.ref} and {champ_score:.6g} for "
-            f"{champion.ref} ({name}@{alias}); needed a gain of at least {min_gain:g}",
+            f"{ds_ref} ({rows.describe()}) is {cand_score:.6g} for {candidate.ref} and "
+            f"{champ_score:.6g} for {champion.ref} ({name}@{alias}); needed a gain of at least "
+            f"{min_gain:g}",
             metric=figure.name,
             candidate=cand_score,
             champion=champ_score,
             dataset=ds_ref,
+            rows=rows.as_dict(),
         )
 
     def _alias_target(self, name: str, alias: str) -> int | None:

@@ -13,6 +13,8 @@ from rich.table import Table
 from modelcycle.audit.chain import canonical_json
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
+from modelcycle.interfaces.cli._evaluation_view import print_evaluation
+from modelcycle.registry import DEFAULT_MIN_ROWS, version_evaluation
 
 app = typer.Typer(
     help="The model registry: versions, aliases, promotion, lineage.", no_args_is_help=True
@@ -86,7 +88,9 @@ def show(
             for d in ws.deploy.list()
             if d.model_name == mv.name and d.model_version == mv.version
         ]
-    data = {**lineage.as_dict(), "deployments": deployed}
+        # The training run's evaluation artifacts linked to the version (hash-checked).
+        evaluation = version_evaluation(ws.artifacts, mv)
+    data = {**lineage.as_dict(), "deployments": deployed, "evaluation": evaluation}
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -115,6 +119,7 @@ def show(
                 escape(ev["dataset"]), ev["metric"], f"{ev['value']:.6g}", ev["created_at"][:19]
             )
         console.print(evals)
+    print_evaluation(evaluation)
     events = Table("seq", "at (UTC)", "actor", "action", "payload", title="audit events")
     for ev in lineage.events:
         events.add_row(
@@ -137,6 +142,12 @@ def promote(
     target: str | None = typer.Option(None, "--target", help="The holdout's label column."),
     force: bool = typer.Option(False, "--force", help="Skip the gate (audited as forced)."),
     trust: bool = typer.Option(False, "--trust", help="Trust pickle models while scoring."),
+    min_rows: int = typer.Option(
+        DEFAULT_MIN_ROWS,
+        "--min-rows",
+        help="Refuse when fewer holdout rows than this are left once the rows either model "
+        "trained on are taken out.",
+    ),
 ) -> None:
     """Move an alias to the candidate if it scores at least as well as the current holder."""
     with open_workspace() as ws:
@@ -149,6 +160,7 @@ def promote(
             target=target,
             force=force,
             trust=trust,
+            min_rows=min_rows,
         )
     label = f"{escape(result.name)}@{escape(result.alias)}"
     if result.metric is not None:
@@ -158,6 +170,17 @@ def promote(
             f"{result.name}/{result.previous} = {result.champion_score:.6g}",
             soft_wrap=True,
         )
+    if result.rows is not None:
+        rows = result.rows
+        seen = ", ".join(f"{role} {n}" for role, n in rows["seen_in_training"].items())
+        console.print(
+            f"rows evaluated: {rows['evaluated']} of {rows['holdout']} holdout rows; "
+            f"excluded as seen in training: {rows['excluded']}" + (f" ({seen})" if seen else ""),
+            soft_wrap=True,
+            highlight=False,
+        )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if not result.moved:
         console.print(f"{label} already points at version {result.version}")
     elif result.first:

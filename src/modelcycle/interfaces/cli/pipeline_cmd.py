@@ -14,6 +14,8 @@ from modelcycle.audit.chain import canonical_json
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, err_console, open_workspace
+from modelcycle.interfaces.cli._evaluation_view import print_evaluation, run_evaluation
+from modelcycle.pipelines import parse_hyperparam as parse_value
 
 pipeline_app = typer.Typer(help="Run pipelines and resume failed runs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Pipeline runs: list, show, compare, logs.", no_args_is_help=True)
@@ -49,14 +51,35 @@ def train(
         None, "--register", help="Model name (default: the data set's name)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same model)."),
+    drop: list[str] = typer.Option([], "--drop", help="A column to leave out; repeatable."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="KEY=VALUE hyperparameter of the estimator; repeatable."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Execute every step."),
 ) -> None:
     """Train, evaluate and register a model with the built-in tabular trainer."""
+    hyperparams = {k: parse_value(v) for k, v in _pairs(param, "--param").items()}
     with open_workspace() as ws:
         result = ws.pipelines.train(
-            data, target, task=task, model=model, register=register, seed=seed, no_cache=no_cache
+            data,
+            target,
+            task=task,
+            model=model,
+            register=register,
+            seed=seed,
+            drop=drop,
+            params=hyperparams,
+            no_cache=no_cache,
         )
+        version = ws.registry.get(result.models[0]) if result.ok and result.models else None
     _finished(result)
+    if version is not None:
+        chosen = ", ".join(f"{k}={v!r}" for k, v in hyperparams.items())
+        console.print(
+            f"  algorithm: {version.tags.get('estimator')} ({model})"
+            + (f" with {escape(chosen)}" if chosen else ""),
+            highlight=False,
+        )
 
 
 @runs_app.command("list")
@@ -95,8 +118,9 @@ def show(
     """Everything a run recorded: params, metrics, steps, code, environment, data, models."""
     with open_workspace() as ws:
         r = ws.pipelines.get_run(run_id)
+        evaluation = run_evaluation(r, lambda step, name: ws.pipelines.output(r.id, step, name))
     if as_json:
-        typer.echo(json.dumps(r.as_dict(), indent=2, sort_keys=True))
+        typer.echo(json.dumps({**r.as_dict(), "evaluation": evaluation}, indent=2, sort_keys=True))
         return
     console.print(f"[bold]run {r.id}[/] of {escape(r.pipeline)}: {_status(r)}")
     git = _git_line(r.code)
@@ -125,6 +149,8 @@ def show(
             escape(", ".join(f"{k}={v:.4g}" for k, v in s.metrics.items())),
         )
     console.print(table)
+    if evaluation is not None:
+        print_evaluation(evaluation)
     if r.error:
         err_console.print(escape(r.error.rstrip()), highlight=False)
 
@@ -185,6 +211,16 @@ def _finished(r: Run) -> None:
         err_console.print(escape((r.error or "").rstrip()), highlight=False)
         err_console.print(f"resume with: modelcycle pipeline resume {r.id}")
         raise typer.Exit(1)
+
+
+def _pairs(pairs: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{pair!r} is not KEY=VALUE", field=option)
+        out[key] = value
+    return out
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
