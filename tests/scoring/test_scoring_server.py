@@ -58,7 +58,12 @@ def test_v2_metadata_lists_inputs_and_outputs(client: httpx.Client, models: Mode
     assert types["employment"] == "BYTES"
     assert meta["outputs"] == [
         {"name": "predict", "datatype": "INT64", "shape": [-1]},
-        {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]},
+        {
+            "name": "predict_proba",
+            "datatype": "FP64",
+            "shape": [-1, 2],
+            "parameters": {"classes": [0, 1]},
+        },
     ]
     typed = client.get("/v2/models/typed/versions/1").json()
     assert {i["name"]: i["datatype"] for i in typed["inputs"]} == V2_DTYPES

@@ -31,7 +31,8 @@ import numpy as np
 import pyarrow as pa
 
 from modelcycle.errors import InvalidInput, NotFound, NotReady
-from modelcycle.registry import LoadedModel, Signature, enforce
+from modelcycle.registry import LoadedModel, Signature, SignatureMismatch, enforce
+from modelcycle.scoring._coerce import recover
 
 __all__ = [
     "BATCH_SIZE_BUCKETS",
@@ -227,6 +228,8 @@ class ModelSlot:
         self.name = model.version.name
         self.version = model.version.version
         self.signature: Signature = model.signature
+        # Column -> signature type, for the decoders' wording of a bad value.
+        self.input_types = {c.name: c.type for c in self.signature.inputs}
         self.stats = SlotStats()
         opts: dict[str, Any] = {
             "max_batch_rows": max_batch_rows,
@@ -417,7 +420,11 @@ class ScoringEngine:
             )
         if table.num_rows == 0:
             raise InvalidInput("the request holds no rows", field="rows")
-        return enforce(slot.signature, table)
+        try:
+            return enforce(slot.signature, table)
+        except SignatureMismatch as refused:
+            # Off the hot path: integral floats for integer columns, clearer type problems.
+            return recover(slot.signature, table, refused)
 
     async def score(
         self,

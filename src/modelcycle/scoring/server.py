@@ -47,7 +47,7 @@ from modelcycle.scoring.engine import ModelSlot, ScoreResult, ScoringEngine
 from modelcycle.scoring.feedback import parse_feedback, store_feedback
 from modelcycle.scoring.prediction_log import LogRecord, PredictionLog
 from modelcycle.scoring.protocols import mlflow, plain, v2
-from modelcycle.scoring.protocols._tabular import RequestInvalid
+from modelcycle.scoring.protocols._tabular import RequestInvalid, malformed_json
 from modelcycle.scoring.swap import AliasFollower
 from modelcycle.store import MetadataStore
 from modelcycle.store.tokens import TokenCheck
@@ -59,7 +59,10 @@ _log = logging.getLogger("modelcycle.scoring")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _TRUE = {"1", "true", "yes", "on"}
-_MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+# MLflow's error codes (databricks.proto) by status; any other 4xx is BAD_REQUEST, as MLflow's
+# scoring server answers a body it cannot use, and only a 5xx is INTERNAL_ERROR.
+_MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                 429: "REQUEST_LIMIT_EXCEEDED", 503: "TEMPORARILY_UNAVAILABLE"}  # fmt: skip
 
 
 @dataclass
@@ -479,6 +482,7 @@ class _ScoringApi:
                     _parse_json(await self._body(request)),
                     order=slot.signature.input_names,
                     proba_default=proba,
+                    types=slot.input_types,
                 )
             else:
                 raise HttpProblem(
@@ -515,7 +519,10 @@ class _ScoringApi:
             slot = self.engine.route(name, version)
             body = await self._json_body(request)
             decoded = plain.decode(
-                body, order=slot.signature.input_names, proba_default=_flag(request)
+                body,
+                order=slot.signature.input_names,
+                proba_default=_flag(request),
+                types=slot.input_types,
             )
             result = await self._score(
                 request, slot, decoded.table, rid, proba=decoded.proba, mirror=version is None
@@ -554,7 +561,9 @@ class _ScoringApi:
             if slot is None:
                 slot = self._slot_or_none(request)
             if protocol == "mlflow":
-                payload["error_code"] = _MLFLOW_CODES.get(status, "INTERNAL_ERROR")
+                payload["error_code"] = _MLFLOW_CODES.get(
+                    status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
+                )
                 payload["message"] = payload["error"]
         headers = {"X-Request-ID": rid}
         if slot is not None:
@@ -612,7 +621,7 @@ def _parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise HttpProblem(400, "body", f"malformed JSON ({exc})") from None
+        raise HttpProblem(400, "body", malformed_json(body, exc)) from None
 
 
 def _content_type(request: Request) -> str:

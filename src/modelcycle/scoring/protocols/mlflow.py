@@ -8,6 +8,7 @@ Errors keep MLflow's ``error_code``/``message`` keys beside ours, so MLflow clie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,15 @@ class MlflowRequest:
     proba: bool
 
 
-def decode_json(body: Any, *, order: list[str], proba_default: bool = False) -> MlflowRequest:
-    """A table from one of MLflow's JSON input formats."""
+def decode_json(
+    body: Any,
+    *,
+    order: list[str],
+    proba_default: bool = False,
+    types: Mapping[str, str] | None = None,
+) -> MlflowRequest:
+    """A table from one of MLflow's JSON input formats (``types``: the signature's column
+    types, which only word the problems)."""
     problems: list[Problem] = []
     if not isinstance(body, dict):
         raise RequestInvalid([problem("body", f"expected a JSON object with one of {FORMATS}")])
@@ -70,11 +78,13 @@ def decode_json(body: Any, *, order: list[str], proba_default: bool = False) -> 
             problems.append(problem(key, "expected an object with 'columns' and 'data'"))
             table = None
         else:
-            table = table_from_split(value.get("columns"), value.get("data"), problems, field=key)
+            table = table_from_split(
+                value.get("columns"), value.get("data"), problems, field=key, types=types
+            )
     elif isinstance(value, dict):
-        table = table_from_columns(value, problems, field=key)
+        table = table_from_columns(value, problems, field=key, types=types)
     else:
-        table = table_from_rows(value, problems, field=key, order=order)
+        table = table_from_rows(value, problems, field=key, order=order, types=types)
     if problems or table is None:
         raise RequestInvalid(problems)
     return MlflowRequest(table, proba)

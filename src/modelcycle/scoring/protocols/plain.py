@@ -6,6 +6,7 @@ The answer names the model and version and holds ``predictions`` (and ``probabil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,16 @@ class PlainRequest:
     proba: bool
 
 
-def decode(body: Any, *, order: list[str], proba_default: bool = False) -> PlainRequest:
-    """A table from ``rows`` or ``columns``; ``"probabilities": true`` asks for probabilities."""
+def decode(
+    body: Any,
+    *,
+    order: list[str],
+    proba_default: bool = False,
+    types: Mapping[str, str] | None = None,
+) -> PlainRequest:
+    """A table from ``rows`` or ``columns``; ``"probabilities": true`` asks for probabilities.
+
+    ``types`` (the signature's column types) only words the problems."""
     problems: list[Problem] = []
     if not isinstance(body, dict) or ("rows" in body) == ("columns" in body):
         raise RequestInvalid(
@@ -46,9 +55,9 @@ def decode(body: Any, *, order: list[str], proba_default: bool = False) -> Plain
         problems.append(problem("probabilities", "expected true or false"))
     table: pa.Table | None = None
     if "rows" in body:
-        table = table_from_rows(body["rows"], problems, order=order)
+        table = table_from_rows(body["rows"], problems, order=order, types=types)
     elif isinstance(body["columns"], dict):
-        table = table_from_columns(body["columns"], problems)
+        table = table_from_columns(body["columns"], problems, types=types)
     else:
         problems.append(problem("columns", "expected an object of column name -> list of values"))
     if problems or table is None:

@@ -3,7 +3,8 @@
 Inputs are one tensor per signature column (name = column, shape ``[n]`` or ``[n, 1]``,
 datatype from the signature), or a single 2-D tensor ``[n, k]`` holding the ``k`` columns in
 signature order when they share one numeric type. Outputs are ``predict`` (shape ``[n]``) and,
-for classifiers, ``predict_proba`` (shape ``[n, classes]``, row-major).
+for classifiers, ``predict_proba`` (shape ``[n, classes]``, row-major; the model metadata gives
+the class of each column as ``parameters.classes``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import pyarrow as pa
 
 from modelcycle.registry import Signature
 from modelcycle.scoring.engine import ModelSlot, ScoreResult
-from modelcycle.scoring.protocols._tabular import Problem, RequestInvalid, jsonable, problem
+from modelcycle.scoring.protocols._tabular import (
+    Problem,
+    RequestInvalid,
+    describe_value,
+    first_misfit,
+    fits_type,
+    jsonable,
+    mixed_values,
+    problem,
+)
 
 __all__ = [
     "V2Request",
@@ -81,10 +91,21 @@ def _numpy_datatype(values: np.ndarray) -> str:
 def model_metadata(slot: ModelSlot, versions: list[int]) -> dict[str, Any]:
     """``GET /v2/models/{name}``: exactly the inputs a request needs and the outputs it gets."""
     sig = slot.signature
-    outputs = [{"name": PREDICT, "datatype": _predict_datatype(sig), "shape": [-1]}]
+    outputs: list[dict[str, Any]] = [
+        {"name": PREDICT, "datatype": _predict_datatype(sig), "shape": [-1]}
+    ]
     if sig.is_classifier:
-        n = len(sig.classes or [])
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, n]})
+        classes = list(sig.classes or [])
+        # The label of each column, as MLServer's and KServe's tensor metadata "parameters"
+        # carry extra facts: without it a client cannot tell the columns apart.
+        outputs.append(
+            {
+                "name": PREDICT_PROBA,
+                "datatype": "FP64",
+                "shape": [-1, len(classes)],
+                "parameters": {"classes": classes},
+            }
+        )
     return {
         "name": slot.name,
         "versions": [str(v) for v in versions],
@@ -246,14 +267,14 @@ def _decode_tensor(
                 )
             )
             return
-        values = _typed(flat, arrow_type, datatype, where, problems)
+        values = _typed(flat, arrow_type, datatype, where, problems, columns=known)
         if values is None:
             return
         width = shape[1]
         for j, col in enumerate(known):
             columns[col] = values.take(pa.array(range(j, len(flat), width)))
         return
-    values = _typed(flat, arrow_type, datatype, where, problems)
+    values = _typed(flat, arrow_type, datatype, where, problems, signature=signature)
     if values is not None:
         if name in columns:
             problems.append(problem(where, "given more than once"))
@@ -272,13 +293,33 @@ def _flatten(data: list[Any]) -> list[Any] | None:
 
 
 def _typed(
-    values: list[Any], arrow_type: pa.DataType, datatype: str, where: str, problems: list[Problem]
+    values: list[Any],
+    arrow_type: pa.DataType,
+    datatype: str,
+    where: str,
+    problems: list[Problem],
+    *,
+    signature: Signature | None = None,
+    columns: list[str] | None = None,
 ) -> pa.Array | None:
-    """``values`` as the tensor's declared type; a value that does not fit is a problem."""
+    """``values`` as the tensor's declared type; a value that does not fit is a problem.
+
+    ``signature``: for a one-column tensor, its type there words the problem; ``columns``:
+    the columns of a 2-D tensor, whose values are row-major.
+    """
     try:
         inferred = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-        problems.append(problem(f"{where}.data", f"values of mixed or unsupported types ({exc})"))
+        # The failure path only: look the column's type up now, not on every request.
+        expected = None
+        if signature is not None:
+            expected = next((c.type for c in signature.inputs if c.name == where), None)
+        want = expected or datatype
+        index = first_misfit(values, want)
+        if index is None:
+            problems.append(problem(f"{where}.data", mixed_values(values, expected, exc)))
+        else:
+            problems.append(problem(f"{where}.data", _misfit(values, index, want, columns)))
         return None
     got = inferred.type
     fits = (
@@ -296,8 +337,37 @@ def _typed(
     try:
         return inferred.cast(arrow_type)  # safe: refuses 1.5 as INT64 and overflow
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        problems.append(problem(f"{where}.data", f"values do not fit {datatype} ({exc})"))
+        index = next(
+            (i for i, v in enumerate(values) if v is not None and not _casts(v, arrow_type)), None
+        )
+        text = (
+            f"values do not fit {datatype} ({exc})"
+            if index is None
+            else _misfit(values, index, datatype, columns)
+        )
+        problems.append(problem(f"{where}.data", text))
         return None
+
+
+def _casts(value: Any, arrow_type: pa.DataType) -> bool:
+    try:
+        pa.array([value]).cast(arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return False
+    return True
+
+
+def _misfit(values: list[Any], index: int, expected: str, columns: list[str] | None) -> str:
+    """``row 3: 'x' is a string; expected double`` (a 2-D tensor's cell also names its column)."""
+    value = values[index]
+    if columns:
+        row, col = divmod(index, len(columns))
+        where = f"row {row}, column {columns[col]}"
+    else:
+        where = f"row {index}"
+    if isinstance(value, int) and not isinstance(value, bool) and fits_type(value, expected):
+        return f"{where}: {value!r} is out of the range of {expected}"
+    return f"{where}: {describe_value(value, expected)}; expected {expected}"
 
 
 def encode_infer(result: ScoreResult, request_id: str) -> dict[str, Any]:
