@@ -162,3 +162,48 @@ def test_router_forwards_everything_and_keeps_its_port(dws: Workspace) -> None:
     later = dws.deploy("credit/1", endpoint="front")
     assert later.url == url
     dws.deploy.stop("front")
+
+
+def _raw_headers(url: str, method: str, path: str, body: bytes | None = None) -> list[str]:
+    """The answer's header lines as sent, names lower-cased (http.client keeps repeats)."""
+    import http.client
+    import urllib.parse
+
+    parsed = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "", parsed.port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return [name.lower() for name, _ in resp.getheaders()]
+    finally:
+        conn.close()
+
+
+def test_router_answers_carry_one_date_and_at_most_one_server_header(dws: Workspace) -> None:
+    dep = dws.deploy("credit/1", endpoint="hdrs")
+    url = dep.url or ""
+    try:
+        backend = _raw_headers(dep.backend_url or "", "GET", "/v2/health/ready")
+        assert backend.count("date") == 1
+        for method, path, body in (
+            ("GET", "/v2/health/ready", None),
+            ("POST", "/v2/models/credit/infer", BODY),
+            ("GET", "/no/such/route", None),
+        ):
+            names = _raw_headers(url, method, path, body)
+            assert names.count("date") == 1, (path, names)
+            assert names.count("content-length") == 1, (path, names)
+            # The backend's Server header (the scoring server sends none) goes through as is.
+            assert names.count("server") == backend.count("server") <= 1, (path, names)
+        # The router's own answer (its backend gone: 502) has its own single Date and Server.
+        assert dep.instance is not None
+        assert dep.instance.pid is not None
+        os.kill(dep.instance.pid, signal.SIGKILL)
+        assert wait_gone(dep.instance.pid)
+        names = _raw_headers(url, "GET", "/v2/health/ready")
+        assert names.count("date") == 1, names
+        assert names.count("server") == 1, names
+    finally:
+        dws.deploy.stop("hdrs")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import email.utils
 import json
 import os
 import secrets
@@ -265,18 +266,18 @@ class _Router:
                 await _answer(send, 502, {"error": f"the backend failed ({exc})"})
                 return 502
             break
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (k, v)
-                    for k, v in answer.headers
-                    if k.lower() not in _HOP and k.lower() != b"content-length"
-                ]
-                + [(b"content-length", str(answer.size).encode())],
-            }
-        )
+        relayed = [
+            (k, v)
+            for k, v in answer.headers
+            if k.lower() not in _HOP and k.lower() != b"content-length"
+        ]
+        relayed.append((b"content-length", str(answer.size).encode()))
+        # The backend's Date (and Server, when it sends one) go through as sent (RFC 9110
+        # 6.6.1, 10.2.4): the router adds a Date only to an answer that lacks one, so a client
+        # never sees two (uvicorn's own date header is off in this process, see main()).
+        if not any(k.lower() == b"date" for k, _ in relayed):
+            relayed.append((b"date", _http_date()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": relayed})
         await send({"type": "http.response.body", "body": b"".join(answer.body)})
         return answer.status
 
@@ -341,7 +342,12 @@ async def _read_body(receive: Receive) -> bytes | None:
     return b"".join(chunks)
 
 
+def _http_date() -> bytes:
+    return email.utils.formatdate(usegmt=True).encode()
+
+
 async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
+    """The router's own answer (502, 503, 504, the admin routes): its Date and Server."""
     body = json.dumps(payload).encode()
     await send(
         {
@@ -350,6 +356,8 @@ async def _answer(send: Send, status: int, payload: dict[str, Any]) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                (b"date", _http_date()),
+                (b"server", b"modelcycle-router"),
             ],
         }
     )
@@ -408,7 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_level="warning",
             timeout_keep_alive=30,
             timeout_graceful_shutdown=30,
+            # Every answer's Date and Server are set by _forward and _answer: uvicorn's own
+            # would be a second copy of the backend's.
             server_header=False,
+            date_header=False,
         )
     )
     print(
