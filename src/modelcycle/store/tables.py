@@ -37,6 +37,7 @@ __all__ = [
     "metadata",
     "model_aliases",
     "model_evaluations",
+    "model_notes",
     "model_versions",
     "prediction_log",
     "registered_models",
@@ -168,6 +169,19 @@ model_evaluations = Table(
     Column("value", Float, nullable=False),
     Column("created_at", String(32), nullable=False),
     Index("ix_model_evaluations_name_version", "name", "version"),
+)
+
+# Notes on a version (migration 0011): kept, never edited; each with its author and time.
+model_notes = Table(
+    "model_notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_model_notes_name_version", "name", "version"),
 )
 # -- end registry ------------------------------------------------------------------------------
 
