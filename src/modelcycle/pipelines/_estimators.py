@@ -90,7 +90,7 @@ def build_estimator(task: str, algorithm: str, seed: int, params: Mapping[str, A
         # scikit-learn checks values at fit time; check them now, with the parameter named.
         estimator._validate_params()
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{cls.__name__}: {exc}", field="params") from exc
+        raise InvalidInput(f"{exc}", field="--param") from exc
     return estimator
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelcycle.entities import Run
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.pipelines import _outputs
-from modelcycle.pipelines._estimators import check_hyperparams
+from modelcycle.pipelines._estimators import build_estimator
+from modelcycle.pipelines.comparison import RunComparison, check_run_count, compare_runs
 from modelcycle.pipelines.records import RUNNING, SUCCEEDED, RunRecords
 from modelcycle.pipelines.runner import Display, PipelineRunner, QuietDisplay, RichDisplay
 from modelcycle.pipelines.spec import Pipeline, load_pipeline
@@ -29,24 +29,6 @@ if TYPE_CHECKING:
     from modelcycle.registry import ModelRegistry
 
 __all__ = ["Pipelines", "RunComparison"]
-
-
-@dataclass(frozen=True, slots=True)
-class RunComparison:
-    """Two runs' parameters and metrics side by side: ``{name: (value in a, value in b)}``."""
-
-    a: Run
-    b: Run
-    params: dict[str, tuple[Any, Any]]
-    metrics: dict[str, tuple[float | None, float | None]]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a.id,
-            "b": self.b.id,
-            "params": {k: list(v) for k, v in self.params.items()},
-            "metrics": {k: list(v) for k, v in self.metrics.items()},
-        }
 
 
 class Pipelines:
@@ -68,6 +50,7 @@ class Pipelines:
         self._artifacts = artifacts
         self._root = Path(root)
         self._datasets = datasets
+        self._registry = registry
         self._config = dict(config or {})
         self._records = RunRecords(metadata, actor, stale_after=stale_after)
         self._runner = PipelineRunner(
@@ -197,7 +180,9 @@ class Pipelines:
             if task == "auto":  # the estimator's class depends on the task: read the target
                 table = self._catalog().get(version.name, version.version)
                 resolved = infer_task(table.column(target).drop_null())
-            check_hyperparams(resolved, model, hyperparams)
+            # Names against the constructor, then values (scikit-learn's own checks), now:
+            # not after the data is split and the holdout stored.
+            build_estimator(resolved, model, seed, hyperparams)
         given = {
             "data": version.ref,
             "target": target,
@@ -236,14 +221,12 @@ class Pipelines:
         """One run with its steps; ``run_id`` may be a unique prefix of 4 or more characters."""
         return self._records.get(run_id)
 
-    def compare(self, run_a: str, run_b: str) -> RunComparison:
-        """Parameters and metrics of two runs side by side."""
-        a, b = self.get_run(run_a), self.get_run(run_b)
-        params = {k: (a.params.get(k), b.params.get(k)) for k in sorted({*a.params, *b.params})}
-        metrics = {
-            k: (a.metrics.get(k), b.metrics.get(k)) for k in sorted({*a.metrics, *b.metrics})
-        }
-        return RunComparison(a, b, params, metrics)
+    def compare(self, *run_ids: str) -> RunComparison:
+        """Parameters and metrics of 2 to 10 runs side by side, with a warning when their
+        metrics come from different holdouts (see pipelines/comparison.py)."""
+        check_run_count(run_ids)
+        runs = [self.get_run(r) for r in run_ids]
+        return compare_runs(runs, datasets=self._datasets, registry=self._registry)
 
     def logs(self, run_id: str, step: str | None = None) -> str:
         """The captured output of the run's steps (or of one step)."""
