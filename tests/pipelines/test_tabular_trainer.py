@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -114,3 +116,177 @@ def test_train_from_the_cli(credit: Workspace, cli) -> None:  # type: ignore[no-
     assert "succeeded" in proc.stdout
     assert "cli-model/1" in proc.stdout
     assert credit.registry.get("cli-model@challenger").version == 1
+
+
+# -- issue 13 item 12: --drop and --param ---------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_train_drops_columns_and_takes_estimator_params_from_the_cli(
+    credit: Workspace, cli
+) -> None:  # type: ignore[no-untyped-def]
+    proc = cli(
+        "train", "--data", "credit@1", "--target", "default", "--register", "tuned",
+        "--drop", "purpose", "--drop", "employment",
+        "--param", "max_iter=20", "--param", "learning_rate=0.3",
+        "--param", "early_stopping=false", "--param", "max_depth=None",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        "algorithm: HistGradientBoostingClassifier (hgb) with max_iter=20, learning_rate=0.3, "
+        "early_stopping=False, max_depth=None"
+    ) in proc.stdout
+    mv = credit.registry.get("tuned/1")
+    run = credit.pipelines.get_run(mv.run_id or "")
+    assert run.params["drop"] == ["purpose", "employment"]
+    assert run.params["hyperparams"] == {
+        "max_iter": 20,
+        "learning_rate": 0.3,
+        "early_stopping": False,
+        "max_depth": None,
+    }
+    assert mv.params["estimator"] == "HistGradientBoostingClassifier"
+    inputs = [c["name"] for c in mv.signature["inputs"]]
+    assert "purpose" not in inputs
+    assert "employment" not in inputs
+    assert "age" in inputs
+    fitted = credit.registry.load("tuned/1").model[-1]
+    assert (fitted.max_iter, fitted.learning_rate, fitted.early_stopping) == (20, 0.3, False)
+    # The holdout keeps every column: a champion that uses the dropped ones can be scored on it.
+    assert "purpose" in credit.datasets.get("credit-holdout", 1).column_names
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_train_refuses_bad_drops_and_params_before_running(credit: Workspace, cli) -> None:  # type: ignore[no-untyped-def]
+    for args, expected in (
+        (("--param", "nope=1"), "HistGradientBoostingClassifier (hgb) has no parameter 'nope'"),
+        (("--model", "rf", "--param", "max_iter=3"), "RandomForestClassifier (rf) has no"),
+        (("--param", "max_iter=abc"), "'max_iter' parameter"),
+        (("--param", "max_iter"), "'max_iter' is not KEY=VALUE"),
+        (("--drop", "default"), "'default' is the target"),
+        (("--drop", "zzz"), "no column 'zzz' to drop"),
+    ):
+        proc = cli("train", "--data", "credit@1", "--target", "default", *args)
+        message = " ".join(proc.stderr.split())
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert expected in message, (args, message)
+        assert "Traceback" not in proc.stderr
+    proc = cli("train", "--data", "credit@1", "--target", "default", "--param", "nope=1")
+    assert "valid: " in proc.stderr
+    assert "max_iter" in proc.stderr
+    assert "learning_rate" in proc.stderr
+    assert credit.pipelines.runs() == []  # nothing ran, nothing was half-written
+    with pytest.raises(InvalidInput, match="no parameter 'n_estimator'"):
+        credit.pipelines.train("credit", "default", model="rf", params={"n_estimator": 5})
+    with pytest.raises(InvalidInput, match="is the target"):
+        credit.pipelines.train("credit", "default", drop=["default"])
+    run = credit.pipelines.train(
+        "credit", "default", model="rf", params={"n_estimators": 7}, drop=["age"], progress=False
+    )
+    assert run.ok, run.error
+    assert credit.registry.load(run.models[0]).model[-1].n_estimators == 7
+    assert (run.params["hyperparams"], run.params["drop"]) == ({"n_estimators": 7}, ["age"])
+
+
+def test_param_values_are_parsed_as_numbers_booleans_none_or_text() -> None:
+    from modelcycle.pipelines import parse_hyperparam
+
+    assert [parse_hyperparam(v) for v in ("7", "0.5", "1e-3", "true", "False", "None", "null")] == [
+        7, 0.5, 0.001, True, False, None, None,
+    ]  # fmt: skip
+    assert parse_hyperparam("sqrt") == "sqrt"
+
+
+# -- issue 13 item 13: evaluation artifacts ---------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_evaluation_artifacts_of_a_binary_classifier(credit: Workspace, cli) -> None:  # type: ignore[no-untyped-def]
+    run = credit.pipelines.train("credit", "default", model="logreg", progress=False)
+    assert run.ok, run.error
+    ev = run.step("evaluate").outputs
+    assert (ev["evaluation"]["format"], ev["evaluation_html"]["format"]) == ("json", "bytes")
+    mv = credit.registry.get(run.models[0])
+    # Artifacts of the run, linked from the version by sha256.
+    assert mv.tags["evaluation"] == ev["evaluation"]["sha256"]
+    assert mv.tags["evaluation_html"] == ev["evaluation_html"]["sha256"]
+    assert mv.tags["training_rows"] == run.step("split").outputs["training_rows"]["sha256"]
+
+    details = credit.pipelines.output(run.id, "evaluate", "evaluation")
+    holdout = credit.datasets.get("credit-holdout", 1)
+    y = holdout.column("default").to_numpy()
+    predicted = credit.registry.load(mv.ref).predict(holdout.drop_columns(["default"]))
+    cm = details["confusion_matrix"]
+    assert cm["labels"] == ["0", "1"]
+    assert cm["matrix"] == [
+        [int(np.sum((y == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)
+    ]
+    assert [c["support"] for c in details["per_class"]] == [
+        int(np.sum(y == 0)),
+        int(np.sum(y == 1)),
+    ]
+    assert details["roc"]["auc"] == pytest.approx(run.metrics["roc_auc"], abs=1e-5)
+    assert details["roc"]["fpr"][0] == 0.0
+    assert details["roc"]["tpr"][-1] == 1.0
+    assert len(details["pr"]["precision"]) == len(details["pr"]["recall"]) <= 200
+    importance = details["permutation_importance"]
+    assert {f["feature"] for f in importance["features"]} == set(holdout.column_names) - {"default"}
+    assert importance["rows"] == holdout.num_rows
+    assert importance["repeats"] <= 5
+
+    page = credit.artifacts.get_bytes(mv.tags["evaluation_html"]).decode()
+    assert page.startswith("<!doctype html>")
+    assert "Plotly.newPlot" in page
+    assert "ROC curve" in page
+    assert "Precision-recall" in page
+    assert "<script src" not in page  # plotly.js is inlined: the page opens offline
+
+    proc = cli("runs", "show", run.id)
+    assert proc.returncode == 0, proc.stderr
+    assert "confusion matrix" in proc.stdout
+    assert "top features" in proc.stdout
+    assert f"evaluation_html  sha256 {mv.tags['evaluation_html']}" in proc.stdout
+    proc = cli("models", "show", mv.ref)
+    assert proc.returncode == 0, proc.stderr
+    top = importance["features"][0]["feature"]
+    assert "confusion matrix" in proc.stdout
+    assert "top features" in proc.stdout
+    assert top in proc.stdout
+    assert f"evaluation       sha256 {mv.tags['evaluation']}" in proc.stdout
+    shown = json.loads(cli("models", "show", mv.ref, "--json").stdout)["evaluation"]
+    assert shown["details"] == details
+    assert shown["artifacts"]["evaluation_html"]["sha256"] == mv.tags["evaluation_html"]
+    shown = json.loads(cli("runs", "show", run.id, "--json").stdout)["evaluation"]
+    assert shown["details"] == details
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_evaluation_of_a_regressor_and_a_multiclass_model(workspace: Workspace) -> None:
+    rng = np.random.default_rng(1)
+    n = 300
+    x = rng.normal(size=n)
+    noise = rng.normal(size=n)
+    table = pa.table({"x": x, "noise": noise, "y": 2 * x + rng.normal(0, 0.1, n)})
+    workspace.datasets.add("lin", table)
+    run = workspace.pipelines.train("lin", "y", model="linear", progress=False)
+    assert run.ok, run.error
+    details = workspace.pipelines.output(run.id, "evaluate", "evaluation")
+    assert "confusion_matrix" not in details
+    assert "roc" not in details
+    res = details["residuals"]
+    assert res["summary"]["count"] == 60
+    assert abs(res["summary"]["mean"]) < 0.1
+    assert res["summary"]["std"] < 0.2
+    assert len(res["points"]["predicted"]) == len(res["points"]["residual"]) == 60
+    assert [f["feature"] for f in details["permutation_importance"]["features"]] == ["x", "noise"]
+
+    species = np.where(x > 0.5, "a", np.where(x < -0.5, "b", "c"))
+    workspace.datasets.add("three", pa.table({"x": x, "noise": noise, "kind": species}))
+    run = workspace.pipelines.train("three", "kind", model="logreg", progress=False)
+    assert run.ok, run.error
+    details = workspace.pipelines.output(run.id, "evaluate", "evaluation")
+    assert details["confusion_matrix"]["labels"] == ["a", "b", "c"]
+    assert sum(map(sum, details["confusion_matrix"]["matrix"])) == 60
+    assert "roc" not in details  # curves are for two classes
+    page = workspace.artifacts.get_bytes(run.step("evaluate").outputs["evaluation_html"]["sha256"])
+    assert b"Confusion matrix" in page
