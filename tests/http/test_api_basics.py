@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 from _api import Api
 
 from modelcycle.store.tokens import ROLES, TokenStore
@@ -19,7 +18,8 @@ def test_health_needs_no_token_and_openapi_is_3_1(api: Api) -> None:
         assert "/api/v1/models/{name}/aliases/{alias}" in doc["paths"]
         assert "bearer" in str(doc["components"]["securitySchemes"]).lower()
         docs = c.get("/docs")
-        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
 
 
 def test_401_without_or_with_a_bad_or_revoked_token(api: Api) -> None:
@@ -30,7 +30,10 @@ def test_401_without_or_with_a_bad_or_revoked_token(api: Api) -> None:
             assert r.status_code == 401, r.text
             assert r.headers["content-type"] == PROBLEM
             body = r.json()
-            assert body["status"] == 401 and body["title"] and body["type"] and body["detail"]
+            assert body["status"] == 401
+            assert body["title"]
+            assert body["type"]
+            assert body["detail"]
     # Revoked through the API: refused at once by this server.
     with api.client("admin") as admin:
         made = admin.post("/tokens", json={"name": "short-lived", "role": "reader"}).json()
@@ -47,7 +50,8 @@ def test_403_names_the_role_needed(api: Api) -> None:
         assert "'operator'" in r.json()["detail"]
         assert r.headers["content-type"] == PROBLEM
         r = c.get("/tokens")
-        assert r.status_code == 403 and "'admin'" in r.json()["detail"]
+        assert r.status_code == 403
+        assert "'admin'" in r.json()["detail"]
 
 
 # Each write route, the role it needs, and a request that the route itself refuses or does
@@ -109,7 +113,11 @@ def test_bad_input_is_a_4xx_problem_naming_the_field_and_the_server_stays_up(api
             assert {"type", "title", "status", "detail", "problems"} <= set(problem)
             if fld is not None:
                 assert fld in [p["field"] for p in problem["problems"]], (path, problem)
-        r = c.post("/models/m/aliases/x", content=b"{not json", headers={"content-type": "application/json"})
+        r = c.post(
+            "/models/m/aliases/x",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
         assert 400 <= r.status_code < 500
         assert c.get("/health").status_code == 200
 
@@ -152,9 +160,10 @@ def _make_runs(api: Api, n: int) -> set[str]:
 
     records = RunRecords(api.ws.metadata, "tester")
     ids = set()
+    at = utc_timestamp()
     for i in range(n):
-        # Every tenth run shares its start time with the previous: ties must page by id.
-        at = utc_timestamp() if i % 10 else at if i else utc_timestamp()
+        if i % 10:  # every tenth run shares its start time with the previous: ties page by id
+            at = utc_timestamp()
         run = Run(
             id=f"run{i:05d}", pipeline="tiny", ref=None, status="running", params={"i": i},
             metrics={}, code={}, environment={}, datasets=[], models=[], started_at=at,
@@ -176,7 +185,8 @@ def test_every_list_route_pages(api: Api) -> None:
     with api.client("admin") as c:
         r = c.get("/tokens", params={"limit": 2})
         first = r.json()
-        assert len(first["items"]) == 2 and first["next"]
+        assert len(first["items"]) == 2
+        assert first["next"]
         rest = httpx.get(first["next"], headers=c.headers).json()
         ids = [t["token_id"] for t in first["items"] + rest["items"]]
         assert len(ids) == len(set(ids)) == len(ROLES)

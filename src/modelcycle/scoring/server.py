@@ -87,7 +87,7 @@ class Serving:
     access_log: bool = False
 
 
-_PUBLIC = ("/v2/health/live", "/v2/health/ready", "/ping", "/health")
+_PUBLIC = ("/v2/health/live", "/v2/health/ready", "/ping", "/health", "/openapi.json")
 
 
 def required_role(path: str) -> str | None:
@@ -175,6 +175,7 @@ def create_app(
         Route("/ping", api.ping, methods=["GET"]),
         Route("/health", api.ping, methods=["GET"]),
         Route("/version", api.version, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/predict", api.predict, methods=["POST"]),
         Route("/predict/{name}", api.predict, methods=["POST"]),
         Route("/metrics", api.metrics, methods=["GET"]),
@@ -323,6 +324,11 @@ class _ScoringApi:
 
     async def version(self, request: Request) -> Response:
         return Response(__version__, media_type="text/plain")
+
+    async def openapi(self, request: Request) -> Response:
+        from modelcycle.scoring.openapi import openapi_document
+
+        return _json(openapi_document(__version__), _request_id(request))
 
     async def server_metadata(self, request: Request) -> Response:
         body = {"name": "modelcycle", "version": __version__, "extensions": []}

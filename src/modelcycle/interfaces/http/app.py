@@ -10,6 +10,7 @@ adds it): browsers on other origins cannot call the API.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         (403, "The token's role is too low (names the role needed)"),
         (404, "Not found"),
         (409, "Conflicts with the current state"),
+        (413, "The body is larger than the server's limit"),
+        (500, "The server failed (details in its log, none in the answer)"),
     )
 }
 
@@ -84,7 +87,39 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
 
     for module in (routes_runs, routes_models, routes_ops, routes_audit, routes_events):
         app.include_router(module.router, prefix=PREFIX)
+    from modelcycle.interfaces.ui import mount_console  # the web console at / (issue 15)
+
+    mount_console(app)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every error response in the OpenAPI document is ``application/problem+json``, 422
+    (FastAPI's request validation) included, so schema-driven clients expect what they get."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = plain()
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for item in doc.get("paths", {}).values():
+            for op in item.values():
+                responses = op.get("responses", {})
+                for code, response in responses.items():
+                    if code[0] in "45":
+                        response["content"] = {"application/problem+json": {"schema": ref}}
+                if op.get("parameters") or op.get("requestBody"):
+                    responses.setdefault("422", {"description": "Request validation failed"})
+                    responses["422"]["content"] = {"application/problem+json": {"schema": ref}}
+        schemas = doc.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class BodyLimit:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelcycle.interfaces.cli._context import parse_since
+from modelcycle.errors import Conflict
+from modelcycle.interfaces.http._params import parse_since
 from modelcycle.interfaces.http.auth import Admin, Reader
 from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of, paged
 from modelcycle.interfaces.http.schemas import (
@@ -122,6 +123,9 @@ def revoke_token(
     caller: Admin, request: Request, token_id: Annotated[str, Path(max_length=64)]
 ) -> TokenOut:
     """Revoke a token (as `tokens revoke`); this server refuses it from now on."""
+    if token_id == caller.token_id:
+        # Locking oneself out by accident is easy with a fuzzer or a script; the CLI can do it.
+        raise Conflict("a token cannot revoke itself; use another admin token or the CLI")
     token = TokenStore(caller.ws.metadata, caller.ws.actor).revoke(token_id)
     request.app.state.gate.forget()
     return TokenOut.of(token)

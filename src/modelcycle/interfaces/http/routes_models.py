@@ -7,11 +7,12 @@ alias moved meanwhile). ``PUT`` runs the registry's promotion gate, as ``models 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
 from pathlib import Path as FsPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Path, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
@@ -198,6 +199,9 @@ def upload(
     name: Name,
     file: Annotated[UploadFile, File(description="A skops or ONNX file (pickle: admin+trust)")],
     flavor: Annotated[Literal["skops", "onnx", "pickle"], Form()],
+    signature: Annotated[
+        str | None, Form(max_length=1_000_000, description="The signature as JSON")
+    ] = None,
     trust: Annotated[bool, Form()] = False,
 ) -> ModelVersionOut:
     """Register an uploaded model file as the next version of NAME (as `models register`)."""
@@ -214,5 +218,19 @@ def upload(
             shutil.copyfileobj(file.file, out, 1 << 20)
         if path.stat().st_size > limit:
             raise ContentTooLarge(limit)
-        mv = caller.ws.registry.register_file(str(path), name, flavor=flavor, trust=trust)
+        mv = caller.ws.registry.register_file(
+            str(path), name, flavor=flavor, trust=trust, signature=_json(signature, "signature")
+        )
     return ModelVersionOut.of(mv)
+
+
+def _json(text: str | None, field: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"is not JSON ({exc})", field=field) from None
+    if not isinstance(value, dict):
+        raise InvalidInput("expected a JSON object", field=field)
+    return value

@@ -7,6 +7,7 @@ The POSTs that start work (deploy, rollback, batch job, drift check, retry) take
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -105,7 +106,7 @@ def get_deployment(caller: Reader, endpoint: Endpoint) -> DeploymentDetail:
     if current.backend_url and router_.is_running():
         with contextlib.suppress(ModelcycleError, OSError):
             stats = router_.stats(current.backend_url)
-            counters = stats.__dict__ if stats is not None else {}
+            counters = dataclasses.asdict(stats) if stats is not None else {}
     active = _deployment(current) if current.status == "active" else None
     return DeploymentDetail(
         endpoint=current.endpoint, active=active, attempts=attempts, router=counters

@@ -1,0 +1,136 @@
+"""Work over HTTP: an idempotent deploy POST (one deployment), jobs, and the event stream
+(every audit event once, in order, across a disconnect)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from _api import Api
+from sklearn.linear_model import LogisticRegression
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_deploy_post_retried_with_one_idempotency_key_deploys_once(api: Api) -> None:
+    if api.ws.settings.db_url.startswith("postgresql"):
+        # The key cache is the server's, not the database's; a real local deploy takes ~30 s.
+        pytest.skip("idempotency does not depend on the database; run once, on SQLite")
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
+    y = (x.a + x.b > 0).astype("int64")
+    api.ws.registry.register(LogisticRegression().fit(x, y), "tiny", input_example=x.head(5))
+    body = {"model": "tiny/1", "endpoint": "tiny", "port": _free_port()}
+    headers = {"Idempotency-Key": "deploy-tiny-1"}
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        with api.client("operator") as c:
+            answers.append(c.post("/deployments", json=body, headers=headers))
+
+    try:
+        # A client that timed out and retried at once: both requests arrive together.
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        with api.client("operator") as c:
+            answers.append(c.post("/deployments", json=body, headers=headers))
+        assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert sorted(a.headers.get("idempotent-replayed", "") for a in answers) == [
+            "", "true", "true",
+        ]  # fmt: skip
+        assert len(api.ws.deploy.list("tiny", all=True)) == 1
+        assert api.ws.deploy.list("tiny")[0].created_by == "operator-bot"
+        with api.client("reader") as c:
+            shown = c.get("/deployments/tiny").json()
+            assert shown["active"]["model"] == "tiny/1"
+            assert len(shown["attempts"]) == 1
+    finally:
+        with api.client("operator") as c:
+            c.post("/deployments/tiny/stop")
+
+
+def _events(c: httpx.Client, headers: dict[str, str], want: int) -> Iterator[dict[str, str]]:
+    """Parse SSE frames until ``want`` events came (the server closes after 10 s anyway)."""
+    got = 0
+    with c.stream("GET", "/events", params={"max_seconds": 10}, headers=headers) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        frame: dict[str, str] = {}
+        for line in r.iter_lines():
+            if line == "":
+                if "id" in frame:
+                    yield frame
+                    got += 1
+                    if got >= want:
+                        return
+                frame = {}
+            elif not line.startswith(":"):
+                key, _, value = line.partition(":")
+                frame[key] = value.lstrip(" ")
+
+
+def test_event_stream_resumes_after_a_disconnect_without_losing_an_event(api: Api) -> None:
+    ws = api.ws
+    for i in range(5):
+        ws.audit.note(f"before {i}")
+    total_before = len(ws.audit.events())
+    seen: list[int] = []
+    with api.client("reader") as c:
+        for frame in _events(c, {}, want=total_before - 2):
+            seen.append(int(frame["id"]))
+            assert json.loads(frame["data"])["seq"] == int(frame["id"])
+        # Disconnected: more happens, including a job state change.
+        for i in range(5):
+            ws.audit.note(f"while away {i}")
+        job, _ = ws.automations.queue.enqueue("note", {"text": "x"})
+        ws.automations.queue.cancel(job.id)
+        total = len(ws.audit.events())
+        kinds: dict[int, str] = {}
+        for frame in _events(c, {"Last-Event-ID": str(seen[-1])}, want=total - len(seen)):
+            seen.append(int(frame["id"]))
+            kinds[int(frame["id"])] = frame["event"]
+    assert seen == [e.seq for e in ws.audit.events()]
+    assert "job" in kinds.values()
+    assert "audit" in kinds.values()
+
+
+def test_event_stream_needs_a_reader_and_a_sane_last_event_id(api: Api) -> None:
+    with api.client(None) as c:
+        assert c.get("/events").status_code == 401
+    with api.client("reader") as c:
+        r = c.get("/events", headers={"Last-Event-ID": "abc"})
+        assert r.status_code == 400
+        assert r.json()["problems"][0]["field"] == "Last-Event-ID"
+
+
+def test_jobs_retry_and_cancel(api: Api) -> None:
+    job, _ = api.ws.automations.queue.enqueue("note", {"text": "x"})
+    with api.client("operator") as c:
+        listed = c.get("/jobs").json()["items"]
+        assert [j["id"] for j in listed] == [job.id]
+        r = c.post(f"/jobs/{job.id}/cancel")
+        assert r.status_code == 200
+        assert r.json()["state"] == "cancelled"
+        r = c.post(f"/jobs/{job.id}/retry", headers={"Idempotency-Key": "k1"})
+        assert r.status_code == 200
+        assert r.json()["state"] == "queued"
+        again = c.post(f"/jobs/{job.id}/retry", headers={"Idempotency-Key": "k1"})
+        assert again.status_code == 200
+        assert again.headers["idempotent-replayed"] == "true"
+        assert c.post(f"/jobs/{job.id}/retry").status_code == 409
+    retried = [e for e in api.ws.audit.events() if e.action == "job.retried"]
+    assert [e.actor for e in retried] == ["operator-bot"]
