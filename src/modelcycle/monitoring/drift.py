@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from modelcycle.errors import InvalidInput
 from modelcycle.monitoring.drift_tests import DRIFT_TESTS
 from modelcycle.monitoring.policy import DriftPolicy, infer_column_type
 
-__all__ = ["ColumnDrift", "DriftReport", "compute_drift", "prepare_column"]
+__all__ = ["ColumnDrift", "DriftReport", "column_from_dict", "compute_drift", "prepare_column"]
 
 _PARALLEL_ROWS = 100_000
 MIN_ROWS = 2  # fewer non-missing values on either side: "not enough data", never drift
@@ -52,10 +52,38 @@ class ColumnDrift:
     robust: dict[str, Any] | None = None
 
     @property
+    def decided_by(self) -> str:
+        """``robust`` when the robust rule gave the verdict, else the test's name."""
+        return "robust" if self.robust is not None else self.method
+
+    def explain(self) -> str:
+        """One line: the figures the verdict came from, against their thresholds."""
+        if self.status != "ok":
+            return "not enough data to test"
+        r = self.robust
+        if r is not None:
+            low, high = r["effect_interval"]
+            p_sign = "<" if r["p_adjusted"] < r["alpha"] else "≥"
+            e_sign = "≥" if low >= r["effect_threshold"] else "<"
+            return (
+                f"{r['test']}: adjusted p = {_g(r['p_adjusted'], '.3g')} {p_sign} {r['alpha']:g}; "
+                f"{r['effect']} = {_g(r['effect_size'], '.3g')} "
+                f"[{_g(low, '.3g')}, {_g(high, '.3g')}], lower end {e_sign} "
+                f"{r['effect_threshold']:g}"
+            )
+        if self.p_value is not None:
+            sign = "<" if self.drifted else "≥"
+            return f"{self.method}: p = {_g(self.p_value, '.3g')} {sign} {self.threshold:g}"
+        sign = "≥" if self.drifted else "<"
+        return f"{self.method}: {_g(self.statistic, '.3g')} {sign} {self.threshold:g}"
+
+    @property
     def score(self) -> float:
         """How far over (>0) or under its threshold the column is, for sorting reports."""
         if self.statistic is None:
             return -math.inf
+        if self.robust is not None:  # the verdict's own figure: the effect's lower end
+            return float(self.robust["effect_interval"][0]) - float(self.robust["effect_threshold"])
         if self.p_value is not None:
             return -math.log10(max(self.p_value, 1e-300)) + math.log10(self.threshold)
         return self.statistic - self.threshold
@@ -77,9 +105,15 @@ class DriftReport:
     robust: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready data (the ``--json`` output)."""
+        """JSON-ready data (the ``--json`` output). Each column says what its verdict came
+        from (``decided_by``: the test's name, or ``robust`` with the figures under
+        ``robust``) and ``explanation``; in robust mode ``method``, ``statistic`` and
+        ``threshold`` are the column's default test, computed but not deciding."""
         data = asdict(self)
-        data["columns"] = [_json_safe(asdict(c)) for c in self.columns]
+        data["columns"] = [
+            _json_safe({**asdict(c), "decided_by": c.decided_by, "explanation": c.explain()})
+            for c in self.columns
+        ]
         return data
 
     def column(self, name: str) -> ColumnDrift:
@@ -87,6 +121,21 @@ class DriftReport:
             if col.name == name:
                 return col
         raise KeyError(name)
+
+
+def column_from_dict(data: dict[str, Any]) -> ColumnDrift:
+    """A column's verdict from its stored JSON (``DriftReport.as_dict``); extra keys ignored."""
+    known = {f.name for f in fields(ColumnDrift)}
+    values = {k: v for k, v in data.items() if k in known}
+    if values.get("threshold") is None:
+        values["threshold"] = math.nan  # stored as null when it was not finite
+    return ColumnDrift(**values)
+
+
+def _g(value: float | None, spec: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return format(value, spec)
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

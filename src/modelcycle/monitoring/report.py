@@ -172,12 +172,17 @@ def render_html(
     ordered = sorted(report.columns, key=_sort_key)
     methods: dict[str, dict[str, Any]] = {}
     for col in report.columns:
+        # In robust mode the verdict comes from the robust test and effect, not the default test.
+        r = col.robust
+        method = f"{r['test']} + {r['effect']} interval" if r else col.method
         entry = methods.setdefault(
-            col.method, {"method": col.method, "columns": 0, "drifted": 0, "threshold": set()}
+            method, {"method": method, "columns": 0, "drifted": 0, "threshold": set()}
         )
         entry["columns"] += 1
         entry["drifted"] += int(col.drifted)
-        entry["threshold"].add(f"{col.threshold:g}")
+        entry["threshold"].add(
+            f"p < {r['alpha']:g}, effect ≥ {r['effect_threshold']:g}" if r else f"{col.threshold:g}"
+        )
     figures = []
     rows = []
     for i, col in enumerate(ordered):
@@ -272,7 +277,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _row(col: ColumnDrift, div: str | None) -> dict[str, Any]:
-    return {
+    row: dict[str, Any] = {
         "name": col.name,
         "type": col.type,
         "method": col.method,
@@ -286,18 +291,22 @@ def _row(col: ColumnDrift, div: str | None) -> dict[str, Any]:
         "missing": f"{col.missing_share_reference:.1%} / {col.missing_share_current:.1%}",
         "missing_drifted": col.missing_drifted,
         "div": div,
-        "test": _test_sentence(col),
+        "test": col.explain(),
+        "robust": None,
     }
-
-
-def _test_sentence(col: ColumnDrift) -> str:
-    if col.status != "ok":
-        return "not enough data to test"
-    if col.p_value is not None:
-        sign = "<" if col.drifted else "≥"
-        return f"{col.method}: p = {_fmt(col.p_value, '.3g')} {sign} {col.threshold:g}"
-    sign = "≥" if col.drifted else "<"
-    return f"{col.method}: {_fmt(col.statistic, '.3g')} {sign} {col.threshold:g}"
+    r = col.robust
+    if r is not None:
+        low, high = r["effect_interval"]
+        row["robust"] = {
+            "test": r["test"],
+            "p_adjusted": _fmt(r["p_adjusted"], ".3g"),
+            "alpha": f"{r['alpha']:g}",
+            "effect": r["effect"],
+            "effect_size": _fmt(r["effect_size"], ".4g"),
+            "interval": f"[{_fmt(low, '.4g')}, {_fmt(high, '.4g')}]",
+            "effect_threshold": f"{r['effect_threshold']:g}",
+        }
+    return row
 
 
 _REF_COLOUR = "#7f8c9a"

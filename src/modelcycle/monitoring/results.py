@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from modelcycle.audit import utc_timestamp
 from modelcycle.audit.chain import canonical_json
 from modelcycle.errors import InvalidInput
-from modelcycle.monitoring.drift import DriftReport
+from modelcycle.monitoring.drift import DriftReport, column_from_dict
 from modelcycle.monitoring.windows import Window
 from modelcycle.store import MetadataStore, tables
 
@@ -108,6 +108,9 @@ class DriftRecord:
     number_of_columns: int
     drifted_columns: list[str]
     prediction_drift: bool | None
+    robust: bool = False
+    # Per drifted column: what decided it (``decided_by``, ``explanation``, robust figures).
+    drifted_details: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -252,9 +255,23 @@ def drift_history(
                 number_of_columns=int(result.get("number_of_columns", 0)),
                 drifted_columns=[c["name"] for c in result.get("columns", []) if c.get("drifted")],
                 prediction_drift=bool(prediction["dataset_drift"]) if prediction else None,
+                robust=bool(result.get("robust", False)),
+                drifted_details=[_detail(c) for c in result.get("columns", []) if c.get("drifted")],
             )
         )
     return records
+
+
+def _detail(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored drifted column: the figures its verdict came from (older checks stored no
+    ``explanation``: it is rebuilt from the stored figures)."""
+    col = column_from_dict(stored)
+    return {
+        "name": col.name,
+        "decided_by": col.decided_by,
+        "explanation": col.explain(),
+        "robust": col.robust,
+    }
 
 
 def _split_model(ref: str | None) -> tuple[str | None, int | None]:

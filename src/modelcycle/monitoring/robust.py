@@ -82,6 +82,7 @@ def apply_robust(
             "effect_size": effect,
             "effect_interval": [low, high],
             "effect_threshold": policy.threshold_for(col.name, effect_name),
+            "alpha": policy.alpha,
         }
     adjusted = benjamini_hochberg([details[c.name]["p_value"] for c in tested])
     for col, p_adj in zip(tested, adjusted, strict=True):

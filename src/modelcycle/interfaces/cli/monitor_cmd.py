@@ -168,11 +168,16 @@ def history(
             r.at[:19].replace("T", " "),
             escape(f"{r.model_name}/{r.model_version}" if r.model_name else r.current),
             escape(window),
-            "not enough data"
-            if r.status != "ok"
-            else ("[bold red]DRIFT[/]" if r.dataset_drift else "[green]ok[/]"),
+            ("not enough data" if r.status != "ok" else _history_verdict(r.dataset_drift))
+            + (" (robust)" if r.robust else ""),
             f"{r.share_drifted:.2f}",
-            escape(", ".join(r.drifted_columns) or "-"),
+            # Robust checks: the figures that decided each drifted column, not just its name.
+            escape(
+                "\n".join(f"{d['name']}: {d['explanation']}" for d in r.drifted_details)
+                if r.robust
+                else ", ".join(r.drifted_columns)
+            )
+            or "-",
             "-"
             if r.prediction_drift is None
             else ("[red]drift[/]" if r.prediction_drift else "ok"),
@@ -288,28 +293,95 @@ def _load(source: str, field: str) -> pa.Table:
 
 
 def _print(report: DriftReport) -> None:
-    table = Table(
-        "column", "type", "method", "statistic", "p-value", "threshold", "drift", "missing ref/cur"
-    )
-    for col in sorted(report.columns, key=lambda c: c.score, reverse=True):
-        table.add_row(
-            escape(col.name),
-            col.type,
-            col.method,
-            "-" if col.statistic is None else f"{col.statistic:.4g}",
-            "-" if col.p_value is None else f"{col.p_value:.3g}",
-            f"{col.threshold:g}",
-            "[bold red]DRIFT[/]"
-            if col.drifted
-            else ("not enough data" if col.status != "ok" else "[green]ok[/]"),
-            f"{col.missing_share_reference:.1%} / {col.missing_share_current:.1%}"
-            + (" [red]changed[/]" if col.missing_drifted else ""),
+    if report.robust:
+        _print_robust(report)
+    else:
+        table = Table(
+            "column",
+            "type",
+            "method",
+            "statistic",
+            "p-value",
+            "threshold",
+            "drift",
+            "missing ref/cur",
         )
-    console.print(table)
+        for col in sorted(report.columns, key=lambda c: c.score, reverse=True):
+            table.add_row(
+                escape(col.name),
+                col.type,
+                col.method,
+                "-" if col.statistic is None else f"{col.statistic:.4g}",
+                "-" if col.p_value is None else f"{col.p_value:.3g}",
+                f"{col.threshold:g}",
+                _verdict(col),
+                _missing(col),
+            )
+        console.print(table)
     verdict = "[bold red]DRIFTED[/]" if report.dataset_drift else "[green]no data set drift[/]"
     console.print(
         f"{verdict}: {report.number_of_drifted_columns} of {report.number_of_columns} column(s) "
         f"drifted (share {report.share_drifted:.2f}, threshold {report.drift_share:g}); "
         f"reference {report.reference['rows']} rows, current {report.current['rows']} rows"
         + ("; robust mode" if report.robust else "")
+    )
+
+
+def _print_robust(report: DriftReport) -> None:
+    """Robust mode: the figures the verdicts came from, not the default tests' distances."""
+    table = Table(
+        "column",
+        "type",
+        "test",
+        "adjusted p",
+        "effect",
+        "90% interval",
+        "effect threshold",
+        "drift",
+        "missing ref/cur",
+    )
+    alpha = None
+    for col in sorted(report.columns, key=lambda c: c.score, reverse=True):
+        r = col.robust
+        if r is None:  # not tested
+            table.add_row(
+                escape(col.name), col.type, "-", "-", "-", "-", "-", _verdict(col), _missing(col)
+            )
+            continue
+        alpha = r["alpha"]
+        low, high = r["effect_interval"]
+        table.add_row(
+            escape(col.name),
+            col.type,
+            r["test"],
+            f"{r['p_adjusted']:.3g}",
+            f"{r['effect']} {r['effect_size']:.4g}",
+            f"[{low:.4g}, {high:.4g}]",
+            f"{r['effect_threshold']:g}",
+            _verdict(col),
+            _missing(col),
+        )
+    console.print(table)
+    if alpha is not None:
+        console.print(
+            f"robust rule: a column drifts when its Benjamini-Hochberg adjusted p-value is below "
+            f"{alpha:g} and the lower end of its effect's 90% bootstrap interval reaches the "
+            "effect threshold",
+            highlight=False,
+        )
+
+
+def _history_verdict(drifted: bool) -> str:
+    return "[bold red]DRIFT[/]" if drifted else "[green]ok[/]"
+
+
+def _verdict(col: Any) -> str:
+    if col.drifted:
+        return "[bold red]DRIFT[/]"
+    return "not enough data" if col.status != "ok" else "[green]ok[/]"
+
+
+def _missing(col: Any) -> str:
+    return f"{col.missing_share_reference:.1%} / {col.missing_share_current:.1%}" + (
+        " [red]changed[/]" if col.missing_drifted else ""
     )
