@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 
 from modelcycle._version import __version__
-from modelcycle.audit import HeadFile, utc_timestamp
+from modelcycle.audit import CompromiseFile, HeadFile, utc_timestamp
 from modelcycle.entities import ArtifactRef, AuditEvent
 from modelcycle.errors import Conflict, InvalidInput
 from modelcycle.settings import CONFIG_FILE, STATE_DIR, Settings, load_settings
@@ -112,7 +112,12 @@ class Workspace:
     @property
     def audit(self) -> AuditTrail:
         """The audit trail: list, verify, export, note."""
-        return AuditTrail(self.metadata, HeadFile(self.settings.audit_head_path), self.actor)
+        return AuditTrail(
+            self.metadata,
+            HeadFile(self.settings.audit_head_path),
+            self.actor,
+            compromise=self._compromise_file(),
+        )
 
     # -- stage facades: each stage adds one lazily built property below ----------------------
 
@@ -278,7 +283,13 @@ class Workspace:
 
     def _new_metadata_store(self) -> MetadataStore:
         head_file = HeadFile(self.settings.audit_head_path)
-        return MetadataStore(self.settings.db_url, on_commit=head_file.advance)
+        return MetadataStore(
+            self.settings.db_url, on_commit=head_file.advance, compromise=self._compromise_file()
+        )
+
+    def _compromise_file(self) -> CompromiseFile:
+        # Beside the head file: the "chain broken" mark, kept outside the database too.
+        return CompromiseFile(self.settings.audit_head_path.with_name("audit.compromised"))
 
 
 def init_workspace(

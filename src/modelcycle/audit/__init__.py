@@ -5,19 +5,24 @@ transaction as the change it records, and reads events back for :func:`verify_ch
 """
 
 from modelcycle.audit.chain import GENESIS, canonical_json, next_event, utc_timestamp
+from modelcycle.audit.compromise import COMPROMISED_KEY, CompromiseFile, refusal
 from modelcycle.audit.export import read_export, write_export
 from modelcycle.audit.head_file import HeadFile
-from modelcycle.audit.verify import Anchor, ChainProblem, VerifyReport, verify_chain
+from modelcycle.audit.verify import ACK_ACTION, Anchor, ChainProblem, VerifyReport, verify_chain
 
 __all__ = [
+    "ACK_ACTION",
+    "COMPROMISED_KEY",
     "GENESIS",
     "Anchor",
     "ChainProblem",
+    "CompromiseFile",
     "HeadFile",
     "VerifyReport",
     "canonical_json",
     "next_event",
     "read_export",
+    "refusal",
     "utc_timestamp",
     "verify_chain",
     "write_export",

@@ -45,6 +45,17 @@ class HeadFile:
             tmp.write_text(json.dumps({"seq": head.seq, "hash": head.hash}) + "\n", "utf-8")
             os.replace(tmp, self.path)
 
+    def reset(self, head: ChainHead) -> None:
+        """Record ``head`` even if it is behind: only when an admin acknowledges a break
+        (a truncated log cannot reach the old head again; the acknowledged head is the new
+        lower bound)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"seq": head.seq, "hash": head.hash}) + "\n", "utf-8")
+            os.replace(tmp, self.path)
+
 
 def _parse(text: str, path: Path) -> ChainHead:
     try:

@@ -10,11 +10,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
-from modelcycle.audit import Anchor, HeadFile, VerifyReport, verify_chain, write_export
+from modelcycle.audit import (
+    ACK_ACTION,
+    COMPROMISED_KEY,
+    Anchor,
+    CompromiseFile,
+    HeadFile,
+    VerifyReport,
+    utc_timestamp,
+    verify_chain,
+    write_export,
+)
+from modelcycle.audit.chain import canonical_json
 from modelcycle.entities import AuditEvent, ChainHead
-from modelcycle.errors import InvalidInput
+from modelcycle.errors import Conflict, InvalidInput
 from modelcycle.store import tables
 from modelcycle.store.metadata import MetadataStore
 
@@ -35,10 +46,18 @@ class AuditFilter:
 class AuditTrail:
     """The audit log of one workspace: list, verify, export, and write operator notes."""
 
-    def __init__(self, meta: MetadataStore, head_file: HeadFile, actor: str) -> None:
+    def __init__(
+        self,
+        meta: MetadataStore,
+        head_file: HeadFile,
+        actor: str,
+        *,
+        compromise: CompromiseFile | None = None,
+    ) -> None:
         self._meta = meta
         self._head_file = head_file
         self._actor = actor
+        self._compromise = compromise
 
     def events(self, where: AuditFilter | None = None) -> list[AuditEvent]:
         """Events matching ``where``, oldest first (the newest ``limit`` when a limit is set,
@@ -70,7 +89,64 @@ class AuditTrail:
             return _head_row(conn)
 
     def verify(self) -> VerifyReport:
-        """Recompute the whole chain and compare it with the head row and the head file."""
+        """Recompute the whole chain and compare it with the head row and the head file.
+
+        A break nobody acknowledged marks the workspace compromised (in the database and in a
+        file beside the head file): audited writes are then refused until :meth:`acknowledge`.
+        """
+        report = self._check()
+        if report.problem is not None:
+            self._mark(report)
+        return report
+
+    def compromised(self) -> dict[str, Any] | None:
+        """The "chain broken" mark (first bad event, kind, when found), or None."""
+        with self._meta.read() as conn:
+            return self._meta.compromise_mark(conn)
+
+    def acknowledge(self, note: str, *, os_user: str) -> AuditEvent:
+        """An admin's acknowledgement of the breaks found now: recorded, then writes resume.
+
+        The ``audit.acknowledged`` event lists every break verification finds at this moment
+        (with its fingerprint) and the head it was appended to; later verifications report
+        those breaks as acknowledged, and any other break as a new one.
+        """
+        if not note.strip():
+            raise InvalidInput("must not be empty: say what happened and why", field="--note")
+        report = self._check()
+        mark = self.compromised()
+        breaks = [p.as_dict() for p in report.unacknowledged]
+        if mark is None and not breaks:
+            raise Conflict(
+                "nothing to acknowledge: the workspace is not marked compromised and its audit "
+                "chain verifies"
+            )
+        first = report.problem.seq if report.problem is not None else (mark or {}).get("seq")
+        head = self.head()
+        with self._meta.write(
+            actor=self._actor,
+            action=ACK_ACTION,
+            subject="workspace",
+            payload={
+                "note": note,
+                "os_user": os_user,
+                "first_bad_seq": first,
+                "breaks": breaks,
+                "head": {"seq": head.seq, "hash": head.hash},
+                "mark": mark,
+            },
+        ) as tx:
+            tx.conn.execute(
+                delete(tables.workspace_info).where(tables.workspace_info.c.key == COMPROMISED_KEY)
+            )
+        if self._compromise is not None:
+            self._compromise.clear()
+        event = tx.events[0]
+        # The acknowledged head is the new lower bound (a truncated log never reaches the old).
+        self._head_file.reset(ChainHead(event.seq, event.hash))
+        return event
+
+    def _check(self) -> VerifyReport:
         # Read the file before the database snapshot: it is written after commit, so whatever
         # it says is already in the snapshot unless events were removed.
         file_head = self._head_file.read()
@@ -79,6 +155,26 @@ class AuditTrail:
             if file_head is not None:
                 anchors.append(Anchor(f"the head file {self._head_file.path}", file_head))
             return verify_chain(self._stream(conn), anchors)
+
+    def _mark(self, report: VerifyReport) -> None:
+        """Record the first unacknowledged break in both places, keeping an earlier mark."""
+        assert report.problem is not None
+        mark = {
+            "seq": report.problem.seq,
+            "kind": report.problem.kind,
+            "detail": report.problem.detail,
+            "found_at": utc_timestamp(),
+        }
+        t = tables.workspace_info
+        # Bookkeeping, not a change to an asset, and the chain is broken: no audit event here.
+        # An earlier mark (in either place) stays, and is put back where it was deleted.
+        with self._meta.unaudited() as conn:
+            mark = self._meta.compromise_mark(conn) or mark
+            stored = conn.execute(select(t.c.key).where(t.c.key == COMPROMISED_KEY)).scalar()
+            if stored is None:
+                conn.execute(insert(t).values(key=COMPROMISED_KEY, value=canonical_json(mark)))
+        if self._compromise is not None and not self._compromise.exists():
+            self._compromise.write(mark)
 
     def export(self, path: Path | str) -> int:
         """Write every event and the head as JSON lines to ``path`` (atomically)."""

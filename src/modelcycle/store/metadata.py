@@ -14,6 +14,7 @@ order for all of them keeps version numbering and the chain simple.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from modelcycle.audit import next_event
+from modelcycle.audit import ACK_ACTION, COMPROMISED_KEY, CompromiseFile, next_event, refusal
 from modelcycle.audit.chain import canonical_json, validate_action
 from modelcycle.entities import AuditEvent, ChainHead
 from modelcycle.errors import Conflict, InvalidInput, NotReady
@@ -128,9 +129,11 @@ class MetadataStore:
         url: str,
         *,
         on_commit: Callable[[ChainHead], None] | None = None,
+        compromise: CompromiseFile | None = None,
     ) -> None:
         self.url = normalize_db_url(url)
         self._on_commit = on_commit
+        self._compromise = compromise
         self._engine: Engine | None = None
 
     @property
@@ -192,6 +195,8 @@ class MetadataStore:
                         # SQLite's BEGIN IMMEDIATE makes them, so "read the latest version,
                         # insert the next" is safe in every stage without retry loops.
                         conn.execute(_LOCK_HEAD)
+                    if action != ACK_ACTION:
+                        self._refuse_if_compromised(conn)
                     yield tx
                     tx.events = self._append_events(conn, actor, tx)
             except SAIntegrityError as exc:
@@ -200,6 +205,31 @@ class MetadataStore:
                 ) from exc
         if self._on_commit is not None and tx.events:
             self._on_commit(ChainHead(tx.events[-1].seq, tx.events[-1].hash))
+
+    def compromise_mark(self, conn: Connection) -> dict[str, Any] | None:
+        """The "chain broken" mark from the file beside the head file, else the database."""
+        mark = self._compromise.read() if self._compromise is not None else None
+        if mark is not None:
+            return mark
+        text = conn.execute(
+            select(tables.workspace_info.c.value).where(
+                tables.workspace_info.c.key == COMPROMISED_KEY
+            )
+        ).scalar()
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        return data if isinstance(data, dict) else {"seq": None, "kind": "unknown"}
+
+    def _refuse_if_compromised(self, conn: Connection) -> None:
+        # One primary-key read (and one file open) per write: once verification has found the
+        # chain broken, nothing more is written to it until an admin acknowledges the break.
+        mark = self.compromise_mark(conn)
+        if mark is not None:
+            raise refusal(mark)
 
     def _append_events(self, conn: Connection, actor: str, tx: WriteTx) -> list[AuditEvent]:
         # The head row lock orders all writers: the chain gets exactly one next event each time.

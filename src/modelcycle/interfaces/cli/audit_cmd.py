@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -35,12 +36,26 @@ def log(
     )
     with open_workspace() as ws:
         events = ws.audit.events(where)
+        # Listing checks the hashes too: a damaged event is shown as such, never as if sound.
+        report = ws.audit.verify()
+    bad = {p.seq: p for p in report.problems}
+    acked = {p.seq for p in report.acknowledged}
     if as_json:
         for event in events:
-            typer.echo(canonical_json(event.as_dict()))
+            data = event.as_dict()
+            data["tampered"] = event.seq in bad
+            if event.seq in bad:
+                data["tamper"] = {"kind": bad[event.seq].kind, "acknowledged": event.seq in acked}
+            typer.echo(canonical_json(data))
         return
-    table = Table("seq", "at (UTC)", "actor", "action", "subject", "payload", "hash")
+    table = Table("seq", "at (UTC)", "actor", "action", "subject", "payload", "hash", "check")
     for event in events:
+        mark = ""
+        if event.seq in bad:
+            word = f"TAMPERED ({bad[event.seq].kind})"
+            mark = (
+                f"[yellow]{word}, acknowledged[/]" if event.seq in acked else f"[bold red]{word}[/]"
+            )
         table.add_row(
             str(event.seq),
             event.at[:19].replace("T", " "),
@@ -49,9 +64,20 @@ def log(
             escape(event.subject),
             escape(canonical_json(event.payload)),
             event.hash[:12],
+            mark,
         )
     console.print(table)
     console.print(f"{len(events)} event(s)")
+    listed = {e.seq for e in events}
+    for problem in report.problems:
+        if problem.seq not in listed and problem.kind in ("missing", "truncated"):
+            state = "acknowledged" if problem.seq in acked else "TAMPERED"
+            console.print(f"{state}: {escape(str(problem))}")
+    if not report.ok:
+        err_console.print(
+            f"[bold red]TAMPERED[/]: {escape(str(report.problem))}; changes are refused until "
+            "`modelcycle audit acknowledge --note TEXT`"
+        )
 
 
 @app.command("verify")
@@ -69,12 +95,12 @@ def verify(
         with open_workspace() as ws:
             report = ws.audit.verify()
             where = "the workspace's audit log"
-    _print_report(report, where)
+    _print_report(report, where, workspace=file is None)
     if not report.ok:
         raise typer.Exit(1)
 
 
-def _print_report(report: VerifyReport, where: str) -> None:
+def _print_report(report: VerifyReport, where: str, *, workspace: bool = False) -> None:
     if report.ok:
         console.print(
             f"[green]OK[/]: {report.events} event(s) in {escape(where)} verified; "
@@ -83,6 +109,27 @@ def _print_report(report: VerifyReport, where: str) -> None:
     else:
         err_console.print(f"[bold red]TAMPERED[/]: {escape(where)}: {escape(str(report.problem))}")
         err_console.print(f"the chain is intact up to event {report.head.seq}")
+        if workspace:
+            err_console.print(
+                "the workspace is marked compromised: changes are refused until an admin runs "
+                "`modelcycle audit acknowledge --note TEXT`"
+            )
+    for problem in report.acknowledged:
+        console.print(f"acknowledged break: {escape(str(problem))}")
+
+
+@app.command("acknowledge")
+def acknowledge(
+    note: str = typer.Option(..., "--note", help="What happened and what was done about it."),
+) -> None:
+    """Acknowledge a broken chain (admin: whoever runs this as the OS user); writes resume."""
+    with open_workspace() as ws:
+        event = ws.audit.acknowledge(note, os_user=getpass.getuser())
+    breaks = event.payload["breaks"]
+    console.print(
+        f"Recorded event {event.seq} ({event.hash[:16]}): {len(breaks)} break(s) acknowledged "
+        f"from event {event.payload['first_bad_seq']}; changes are accepted again"
+    )
 
 
 @app.command("export")
