@@ -85,7 +85,14 @@ def _column_hash(column: pa.ChunkedArray) -> np.ndarray:
     else:
         # Text (and anything else, through its text form): hash each distinct value once.
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            column = column.cast(pa.string())
+            try:
+                column = column.cast(pa.string())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                # Nested and other types without a text cast: their Python repr.
+                column = pa.chunked_array(
+                    [pa.array([None if v is None else repr(v) for v in column.to_pylist()])],
+                    pa.string(),
+                )
         encoded = column.combine_chunks().dictionary_encode()
         distinct = np.array(
             [_text_hash(v) for v in encoded.dictionary.to_pylist()] or [np.uint64(0)],
