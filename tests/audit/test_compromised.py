@@ -138,3 +138,30 @@ def test_nothing_to_acknowledge_on_a_sound_chain(workspace: Workspace, cli) -> N
     proc = cli("audit", "acknowledge", "--note", "just in case")
     assert proc.returncode == 4
     assert "nothing to acknowledge" in proc.stderr
+
+
+RULE = """
+[[rules]]
+name = "echo"
+on = "audit.note"
+where = { subject = "trigger" }
+do = "note"
+with = { text = "seen {seq}" }
+"""
+
+
+def test_a_worker_stops_with_the_reason_on_a_compromised_workspace(
+    workspace: Workspace, sql: Engine
+) -> None:
+    config = workspace.root / "modelcycle.toml"
+    config.write_text(config.read_text() + RULE)
+    ws = Workspace(workspace.root)
+    ws.audit.note("go", subject="trigger")
+    with sql.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 1"))
+    assert not ws.audit.verify().ok
+    worker = ws.automations.worker(poll_seconds=0.01)
+    with pytest.raises(IntegrityError, match="broken at event 1"):
+        worker.run()  # returns only by raising: nothing can be written
+    assert ws.automations.queue.list() == []
+    ws.close()

@@ -19,7 +19,7 @@ from modelcycle.automations.queue import JobQueue
 from modelcycle.automations.schedules import Scheduler
 from modelcycle.capture import capture_output
 from modelcycle.entities import Job
-from modelcycle.errors import Conflict
+from modelcycle.errors import Conflict, IntegrityError
 from modelcycle.store import caused_by
 
 __all__ = ["Worker"]
@@ -49,6 +49,7 @@ class Worker:
         self._lease = lease_seconds
         self._poll = poll_seconds
         self._stop = threading.Event()
+        self._fatal: IntegrityError | None = None
 
     def stop(self) -> None:
         """Finish the job in hand, then return from :meth:`run`."""
@@ -64,10 +65,19 @@ class Worker:
             t.start()
         for t in threads:
             t.join()
+        if self._fatal is not None:
+            raise self._fatal
 
     def _loop(self, on_job: Callable[[Job], None] | None) -> None:
         while not self._stop.is_set():
-            job = self.run_once()
+            try:
+                job = self.run_once()
+            except IntegrityError as exc:
+                # The audit chain is marked broken: every write is refused until an admin
+                # acknowledges it, so stop (and say why) instead of dying thread by thread.
+                self._fatal = exc
+                self._stop.set()
+                return
             if job is not None and on_job is not None:
                 on_job(job)
             if job is None:
