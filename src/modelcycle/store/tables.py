@@ -212,6 +212,7 @@ runs = Table(
     Column("created_by", String(200), nullable=False),
     Index("ix_runs_status", "status"),
     Index("ix_runs_pipeline_started_at", "pipeline", "started_at"),
+    Index("ix_runs_started_at_id", "started_at", "id"),
 )
 
 # One row per step of a run; a succeeded row with a cache_key is what the step cache finds.
