@@ -244,3 +244,16 @@ print("ok")
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-1] == "ok"
+
+
+def test_versions_of_one_flavor_share_the_lock_file_byte_for_byte(
+    dws: Workspace, tmp_path: Path
+) -> None:
+    """The image build caches its venv layer by the lock file's bytes: a lock that named the
+    model version made every version (and the container test's two images) a cold build."""
+    one = dws.deploy.bundle("credit/1", tmp_path / "one")
+    two = dws.deploy.bundle("credit/2", tmp_path / "two")
+    lock_one = (one.path / "requirements.lock").read_bytes()
+    assert lock_one == (two.path / "requirements.lock").read_bytes()
+    assert b"credit" not in lock_one
+    assert lock_one.startswith(b"# Exact versions for a skops model")

@@ -2,11 +2,15 @@
 minbase, runs it on 127.0.0.1, blue/green to the next version, exports an OCI archive.
 
 `make test` installs podman, buildah, runc and debootstrap when they are missing
-(scripts/container-tools.sh); run elsewhere without them, these tests skip and say why.
+(scripts/container-tools.sh), then makes the base image and warms the wheelhouse and the build
+cache before pytest (scripts/prepare-containers.py, with a time budget of its own). A test
+that builds never makes the base image itself (a minute or more on a new machine, which its
+timeout is not sized for): without it, it skips and says why, as it does without podman.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +24,7 @@ from _deploy_helpers import frame
 
 from _cli import run_cli
 from modelcycle import Workspace
+from modelcycle.deploy.targets.container import DEFAULT_BASE_IMAGE, user_cache_dir
 
 pytestmark = [
     pytest.mark.container,
@@ -39,8 +44,29 @@ def _podman(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _base_image_missing() -> str | None:
+    """Why the base image is not there (the preparation's own message when it ran), or None."""
+    probe = subprocess.run(
+        ["podman", "image", "exists", DEFAULT_BASE_IMAGE], capture_output=True, timeout=60
+    )
+    if probe.returncode == 0:
+        return None
+    why = "scripts/prepare-containers.py has not run on this machine"
+    status = user_cache_dir() / "container-prep.json"
+    if status.is_file():
+        with contextlib.suppress(ValueError, KeyError, OSError):
+            why = f"the last preparation said: {json.loads(status.read_text())['message']}"
+    return (
+        f"the base image {DEFAULT_BASE_IMAGE} is not in podman's store ({why}); make it first "
+        "with `make container-prep` (`make pytest` runs it)"
+    )
+
+
 @pytest.fixture
 def containers(dws: Workspace) -> Iterator[Workspace]:
+    missing = _base_image_missing()
+    if missing is not None:
+        pytest.skip(missing)
     try:
         yield dws
     finally:

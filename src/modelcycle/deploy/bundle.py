@@ -166,8 +166,10 @@ def build_bundle(
     hashed = sum(1 for p in packages if p.hashes)
     hash_state = "all" if packages and hashed == len(packages) else "some" if hashed else "none"
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    # No model name or version in the file: the same packages give the same bytes, so an image
+    # build reuses its cached venv layer for every version (and model) of a flavor.
     header = (
-        f"Exact versions for {version.ref} ({version.flavor}) and the modelcycle scoring server,\n"
+        f"Exact versions for a {version.flavor} model and the modelcycle scoring server,\n"
         f"as installed when the bundle was built (Python {py}). modelcycle itself is vendored in\n"
         "src/ (it is not on PyPI). Install with: pip install --no-deps -r requirements.lock"
         + (" --require-hashes" if hash_state == "all" else "")

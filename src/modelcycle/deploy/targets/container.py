@@ -2,11 +2,13 @@
 
 The engine is podman (builds and runs; no daemon), else docker where a Docker engine answers.
 An image build never reaches for the network for its Python packages: the bundle's
-``requirements.lock`` is resolved by pip on this host into a wheelhouse
-(``.modelcycle/cache/wheels``, shared by every build of the workspace) that podman mounts into
-the build read-only. The base image is ``--base-image`` or, by default,
-``localhost/modelcycle-base``: when it does not exist yet it is made once from a Debian minbase
-(debootstrap) and kept in the engine's image store for later builds.
+``requirements.lock`` is resolved by pip on this host into a wheelhouse (``wheels/`` in the
+user's cache, ``~/.cache/modelcycle``, shared by every workspace; ``MODELCYCLE_WHEELHOUSE``
+overrides) that podman mounts into the build read-only. The base image is ``--base-image`` or,
+by default, ``localhost/modelcycle-base``: when it does not exist yet it is made once from a
+Debian minbase (debootstrap) and kept in the engine's image store for later builds.
+``prepare`` does that slow, once-per-machine work ahead of time (``make pytest`` runs it through
+``scripts/prepare-containers.py`` before the timed tests).
 
 The container runs with ``--init`` (SIGTERM reaches the server, which drains) and
 ``--network=host`` bound to 127.0.0.1, so the endpoint and the smoke test reach it exactly as
@@ -16,6 +18,7 @@ they reach a local process. Its log is copied to the deployment's folder when it
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -40,8 +43,12 @@ __all__ = [
     "ContainerTarget",
     "Engine",
     "ImageBuild",
+    "Prepared",
     "find_engine",
     "make_base_image",
+    "prepare",
+    "user_cache_dir",
+    "wheelhouse_dir",
 ]
 
 DEFAULT_BASE_IMAGE = "localhost/modelcycle-base:latest"
@@ -238,17 +245,40 @@ def make_base_image(
     return time.perf_counter() - started
 
 
-def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
+def user_cache_dir() -> Path:
+    """modelcycle's per-user cache (``$XDG_CACHE_HOME/modelcycle``, else ``~/.cache/modelcycle``):
+    what every workspace of the user may share (wheels, the container preparation's status)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modelcycle"
+
+
+def wheelhouse_dir() -> Path:
+    """Where the bundles' wheels are downloaded: ``MODELCYCLE_WHEELHOUSE``, else ``wheels`` in
+    the user's cache. Shared by every workspace: a wheel is immutable (its file name pins name,
+    version and platform) and, with ``--require-hashes``, checked against the lock at install."""
+    chosen = os.environ.get("MODELCYCLE_WHEELHOUSE")
+    return Path(chosen).expanduser() if chosen else user_cache_dir() / "wheels"
+
+
+def _wheelhouse(bundle: BundleInfo) -> Path | None:
     """Download the bundle's pinned wheels into the shared wheelhouse with this host's pip
     (and its index settings); None when the image's Python (3.11) differs from this one's,
     in which case the build installs from the index itself."""
     if sys.version_info[:2] != (3, 11):
         return None
-    wheels = cache_dir / "wheels"
+    wheels = wheelhouse_dir()
     wheels.mkdir(parents=True, exist_ok=True)
     lock = bundle.path / "requirements.lock"
-    if _all_present(read_hashes(lock), wheels):
-        return wheels  # nothing to ask the index for: every pin has its wheel here
+    # One download at a time per wheelhouse: pip writes its files in place, and another build
+    # must not mount a half-written wheel.
+    with open(wheels / ".lock", "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not _all_present(read_hashes(lock), wheels):
+            _download_wheels(lock, wheels)
+    return wheels
+
+
+def _download_wheels(lock: Path, wheels: Path) -> None:
     _run_tool(
         [
             sys.executable,
@@ -268,7 +298,6 @@ def _wheelhouse(bundle: BundleInfo, cache_dir: Path) -> Path | None:
         timeout=1800,
         errors_only=True,
     )
-    return wheels
 
 
 def _all_present(pins: dict[str, tuple[str, list[str]]], wheels: Path) -> bool:
@@ -281,9 +310,7 @@ def _all_present(pins: dict[str, tuple[str, list[str]]], wheels: Path) -> bool:
     return all((name, version) in have for name, (version, _) in pins.items())
 
 
-def build_image(
-    engine: Engine, bundle: BundleInfo, *, base_image: str, cache_dir: Path
-) -> ImageBuild:
+def build_image(engine: Engine, bundle: BundleInfo, *, base_image: str) -> ImageBuild:
     """Build the bundle's image (making the default base image first when it is missing)."""
     base_seconds: float | None = None
     if not engine.image_exists(base_image):
@@ -299,7 +326,7 @@ def build_image(
         # chroot isolation builds without a daemon or nested namespaces; the docker format
         # keeps HEALTHCHECK, which the OCI image format has no field for.
         args += ["--isolation", "chroot", "--format", "docker"]
-        wheels = _wheelhouse(bundle, cache_dir)
+        wheels = _wheelhouse(bundle)
         if wheels is not None:
             args += [
                 "--volume",
@@ -319,6 +346,36 @@ def build_image(
     seconds = time.perf_counter() - started
     shown = engine.run("image", "inspect", "--format", "{{.Id}} {{.Size}}", tag).stdout.split()
     return ImageBuild(tag, shown[0], int(shown[1]), seconds, base_image, base_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What :func:`prepare` did: the base image made (seconds) or found (None), and the
+    warm-up image built from the sample bundle (None without one)."""
+
+    engine: str
+    base_image: str
+    base_seconds: float | None
+    wheelhouse: str
+    image: ImageBuild | None
+
+
+def prepare(
+    cache_dir: Path, *, base_image: str = DEFAULT_BASE_IMAGE, bundle: BundleInfo | None = None
+) -> Prepared:
+    """Do once, ahead of time, the slow part of a first container deployment on a machine:
+    make the default base image when it is missing, and (with a sample ``bundle``) download
+    its wheels into the shared wheelhouse and build its image, which leaves the venv layer in
+    the engine's build cache for every bundle with the same ``requirements.lock``. The same
+    functions a deployment calls, so a later deployment finds all of it done."""
+    engine = find_engine(cache_dir)
+    base_seconds: float | None = None
+    if not engine.image_exists(base_image):
+        if base_image != DEFAULT_BASE_IMAGE:
+            raise NotFound(f"no base image {base_image} in {engine.name}'s image store")
+        base_seconds = make_base_image(engine, base_image)
+    image = build_image(engine, bundle, base_image=base_image) if bundle is not None else None
+    return Prepared(engine.name, base_image, base_seconds, str(wheelhouse_dir()), image)
 
 
 class ContainerTarget(Target):
@@ -364,7 +421,7 @@ class ContainerTarget(Target):
         engine = self.engine
         if port is not None and not port_free(self.host, port):
             raise Conflict(f"port {port} on {self.host} is in use")
-        build = build_image(engine, bundle, base_image=self.base_image, cache_dir=self.cache_dir)
+        build = build_image(engine, bundle, base_image=self.base_image)
         exported: str | None = None
         if self.export is not None:
             self.export.parent.mkdir(parents=True, exist_ok=True)
