@@ -93,7 +93,7 @@ def test_promote_prints_both_figures_and_refuses_with_exit_code(
     for text in ("not promoted", "credit/3", "credit/2", "roc_auc"):
         assert text in no.stderr
     assert workspace.registry.get("credit@champion").version == 2
-    forced = cli("models", "promote", "credit/3", "--force", check=True)
+    forced = cli("models", "promote", "credit/3", "--force", "--reason", "hotfix", check=True)
     assert "forced" in forced.stdout
     assert workspace.registry.get("credit@champion").version == 3
 

@@ -35,6 +35,7 @@ from modelcycle.registry.flavors.pickle_trusted import require_trust
 from modelcycle.registry.flavors.sklearn_skops import SklearnSkopsFlavor
 from modelcycle.registry.gate import DEFAULT_MIN_ROWS, select_unseen_rows, too_few_rows
 from modelcycle.registry.loaded import LoadedModel
+from modelcycle.registry.notes import RegistryNotes, check_text
 from modelcycle.registry.refs import LATEST, ModelRef, parse_model_ref
 from modelcycle.registry.signature import Signature, enforce, to_arrow
 from modelcycle.store import ArtifactStore, MetadataStore, tables
@@ -100,7 +101,7 @@ class Lineage:
         }
 
 
-class ModelRegistry:
+class ModelRegistry(RegistryNotes):
     """Registered models of one workspace. Constructing it touches nothing."""
 
     def __init__(
@@ -485,11 +486,15 @@ class ModelRegistry:
         trust: bool = False,
         if_version: int | None = None,
         min_rows: int = DEFAULT_MIN_ROWS,
+        reason: str | None = None,
     ) -> PromotionResult:
         """Move ``NAME@to`` to the candidate if it scores at least as well as the current holder
         (plus ``min_gain``) on the same holdout data set version; else raise PromotionRefused.
-        With ``if_version``, PreconditionFailed unless the alias still points there."""
+        With ``if_version``, PreconditionFailed unless the alias still points there.
+        ``reason`` is recorded in the audit events (a forced move records ``reason: null``
+        when none is given; the CLI demands one with ``--force``)."""
         alias = _check_alias(to, field="to")
+        reason = check_text(reason, field="reason")
         if not math.isfinite(min_gain) or min_gain < 0:
             raise InvalidInput("must be a number >= 0", field="min_gain")
         if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
@@ -509,6 +514,7 @@ class ModelRegistry:
                 current,
                 forced=force and current is not None,
                 first=current is None,
+                reason=reason,
             )
         champion = self.get(f"{name}/{current}")
         sig = Signature.from_dict(candidate.signature)
@@ -542,7 +548,7 @@ class ModelRegistry:
             "champion": {"version": champion.version, "score": champ_score},
         }
         if passed:
-            result = self._commit_promotion(candidate, alias, current, gate=gate)
+            result = self._commit_promotion(candidate, alias, current, gate=gate, reason=reason)
             return dataclasses.replace(result, rows=rows.as_dict(), warnings=rows.warnings())
         with self._meta.write(
             actor=self._actor,
@@ -582,6 +588,7 @@ class ModelRegistry:
         gate: dict[str, Any] | None = None,
         forced: bool = False,
         first: bool = False,
+        reason: str | None = None,
     ) -> PromotionResult:
         payload: dict[str, Any] = {
             "alias": alias,
@@ -590,6 +597,8 @@ class ModelRegistry:
             "forced": forced,
             "first": first,
         }
+        if forced or reason is not None:  # a skipped gate always says why, or that none was given
+            payload["reason"] = reason
         if gate is not None:
             payload["gate"] = gate
         with self._meta.write(
@@ -608,8 +617,9 @@ class ModelRegistry:
             tx.record(
                 "model.alias_moved",
                 f"model:{candidate.ref}",
-                {"alias": alias, "from": old, "to": candidate.version, "by": "promotion"},
-            )
+                {"alias": alias, "from": old, "to": candidate.version, "by": "promotion",
+                 **{k: payload[k] for k in ("forced", "reason") if k in payload}},
+            )  # fmt: skip
             if gate is not None:
                 _store_evaluations(tx.conn, candidate.name, gate)
         return PromotionResult(

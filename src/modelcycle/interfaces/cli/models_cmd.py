@@ -90,7 +90,8 @@ def show(
         ]
         # The training run's evaluation artifacts linked to the version (hash-checked).
         evaluation = version_evaluation(ws.artifacts, mv)
-    data = {**lineage.as_dict(), "deployments": deployed, "evaluation": evaluation}
+        notes = [n.as_dict() for n in ws.registry.notes(mv.ref)]
+    data = {**lineage.as_dict(), "deployments": deployed, "evaluation": evaluation, "notes": notes}
     if as_json:
         typer.echo(json.dumps(data, indent=2, sort_keys=True))
         return
@@ -106,6 +107,8 @@ def show(
         console.print(f"{label}: {escape(_text(data[key]))}")
     where = ", ".join(f"{d['endpoint']} ({d['target']}, {d['url']})" for d in deployed)
     console.print(f"deployed: {escape(where or 'nowhere')}")
+    for n in notes:
+        console.print(f"note: {escape(n['note'])} [dim]({escape(n['author'])}, {n['at'][:19]})[/]")
     sig = Table("input", "type", "nullable", title=f"signature ({data['signature'].get('task')})")
     for col in data["signature"].get("inputs", []):
         sig.add_row(escape(col["name"]), col["type"], str(col["nullable"]))
@@ -140,7 +143,12 @@ def promote(
     min_gain: float = typer.Option(0.0, "--min-gain", help="How much better it must be."),
     on: str | None = typer.Option(None, "--on", help="Holdout DATASET@VERSION."),
     target: str | None = typer.Option(None, "--target", help="The holdout's label column."),
-    force: bool = typer.Option(False, "--force", help="Skip the gate (audited as forced)."),
+    force: bool = typer.Option(
+        False, "--force", help="Skip the gate (needs --reason; audited as forced)."
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (required with --force); kept in the audit events."
+    ),
     trust: bool = typer.Option(False, "--trust", help="Trust pickle models while scoring."),
     min_rows: int = typer.Option(
         DEFAULT_MIN_ROWS,
@@ -150,6 +158,12 @@ def promote(
     ),
 ) -> None:
     """Move an alias to the candidate if it scores at least as well as the current holder."""
+    if force and reason is None:
+        raise InvalidInput(
+            "--force skips the promotion gate: say why with --reason TEXT (kept in the audit "
+            "trail and shown by `models alias history`)",
+            field="--reason",
+        )
     with open_workspace() as ws:
         result = ws.registry.promote(
             ref,
@@ -161,6 +175,7 @@ def promote(
             force=force,
             trust=trust,
             min_rows=min_rows,
+            reason=reason,
         )
     label = f"{escape(result.name)}@{escape(result.alias)}"
     if result.metric is not None:
@@ -188,6 +203,45 @@ def promote(
     else:
         how = " [yellow](forced, gate skipped)[/]" if result.forced else ""
         console.print(f"{label} moved from version {result.previous} to {result.version}{how}")
+
+
+@app.command("annotate")
+def annotate(
+    ref: str = typer.Argument(..., help="NAME/VERSION or NAME@ALIAS (the version it names now)."),
+    note: str = typer.Option(..., "--note", help="The note, kept with your name and the time."),
+) -> None:
+    """Keep a note on a version (audited; `models show` lists every note)."""
+    with open_workspace() as ws:
+        kept = ws.registry.annotate(ref, note)
+    console.print(f"Noted on {escape(kept.model)} (note #{kept.id} by {escape(kept.author)})")
+
+
+@alias_app.command("history")
+def alias_history(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str | None = typer.Option(None, "--alias", help="Only this alias."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """Every move of the model's aliases: when, by whom, from and to, forced, and why."""
+    with open_workspace() as ws:
+        moves = ws.registry.alias_history(name, alias)
+    if as_json:
+        for m in moves:
+            typer.echo(canonical_json(m.as_dict()))
+        return
+    table = Table("seq", "at (UTC)", "actor", "alias", "from", "to", "by", "reason")
+    for m in moves:
+        table.add_row(
+            str(m.seq),
+            m.at[:19].replace("T", " "),
+            escape(m.actor),
+            escape(m.alias),
+            "-" if m.from_version is None else str(m.from_version),
+            "deleted" if m.to_version is None else str(m.to_version),
+            escape((m.by or "alias set") + (" (forced)" if m.forced else "")),
+            escape(m.reason or ("none given" if m.forced else "-")),
+        )
+    console.print(table if moves else f"no alias of {escape(name)} has moved")
 
 
 @alias_app.command("set")

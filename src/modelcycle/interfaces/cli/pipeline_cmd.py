@@ -157,21 +157,26 @@ def show(
 
 @runs_app.command("compare")
 def compare(
-    run_a: str = typer.Argument(..., help="First run."),
-    run_b: str = typer.Argument(..., help="Second run."),
+    run_ids: list[str] = typer.Argument(..., help="2 to 10 runs (ids or unique prefixes)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Parameters and metrics of two runs side by side (differences marked)."""
+    """Parameters and metrics of 2 to 10 runs side by side (differences marked); warns when
+    their metrics come from different holdouts."""
     with open_workspace() as ws:
-        cmp = ws.pipelines.compare(run_a, run_b)
+        cmp = ws.pipelines.compare(*run_ids)
     if as_json:
         typer.echo(json.dumps(cmp.as_dict(), indent=2, sort_keys=True))
-        return
-    table = Table("", "name", cmp.a.id, cmp.b.id, "differs")
-    for kind, rows in (("param", cmp.params), ("metric", cmp.metrics)):
-        for name, (a, b) in rows.items():
-            table.add_row(kind, escape(name), _cell(a), _cell(b), "*" if a != b else "")
-    console.print(table)
+    else:
+        table = Table("", "name", *(r.id for r in cmp.runs), "differs")
+        for kind, rows in (("param", cmp.params), ("metric", cmp.metrics)):
+            for name, values in rows.items():
+                differs = any(v != values[0] for v in values)
+                table.add_row(kind, escape(name), *map(_cell, values), "*" if differs else "")
+        holdouts = [", ".join(str(h["ref"]) for h in hs) or "-" for hs in cmp.holdouts]
+        table.add_row("holdout", "", *map(escape, holdouts), "*" if len(set(holdouts)) > 1 else "")
+        console.print(table)
+    for warning in cmp.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 @runs_app.command("logs")
