@@ -65,7 +65,7 @@ def fill(ws: Any, runs: int, events: int) -> None:
     while (have := ws.audit.head().seq) < events:
         with ws.metadata.write(actor="bench", action="bench.filled", subject="bench") as tx:
             for i in range(have, min(have + 4999, events - 1)):
-                tx.record("note.added", "workspace", {"text": f"event {i}"})
+                tx.record("audit.note", "workspace", {"text": f"event {i}"})
 
 
 def floor_queries(meta: Any) -> dict[str, Callable[[], int]]:

@@ -134,3 +134,23 @@ def test_jobs_retry_and_cancel(api: Api) -> None:
         assert c.post(f"/jobs/{job.id}/retry").status_code == 409
     retried = [e for e in api.ws.audit.events() if e.action == "job.retried"]
     assert [e.actor for e in retried] == ["operator-bot"]
+
+
+def test_why_walks_from_a_subject_back_through_jobs_to_the_first_cause(api: Api) -> None:
+    from modelcycle.store import caused_by
+
+    ws = api.ws
+    trigger = ws.audit.note("drift seen", subject="model:credit/1")
+    job, _ = ws.automations.queue.enqueue("note", {"text": "x"}, event_seq=trigger.seq)
+    with caused_by(job.id):
+        ws.audit.note("promoted because of drift", subject="model:credit/2")
+    with api.client("reader") as c:
+        r = c.get("/audit/why", params={"subject": "model:credit/2"})
+        assert r.status_code == 200, r.text
+        chain = [(e["action"], e["subject"]) for e in r.json()["events"]]
+        assert chain == [
+            ("audit.note", "model:credit/2"),
+            ("job.queued", f"job:{job.id}"),
+            ("audit.note", "model:credit/1"),
+        ]
+        assert c.get("/audit/why", params={"subject": "model:nothing/9"}).status_code == 404

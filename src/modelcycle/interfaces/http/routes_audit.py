@@ -19,8 +19,10 @@ from modelcycle.interfaces.http.schemas import (
     TokenCreated,
     TokenOut,
     VerifyOut,
+    WhyOut,
 )
 from modelcycle.store import AuditFilter
+from modelcycle.store.causes import causal_chain
 from modelcycle.store.tokens import TokenStore
 
 __all__ = ["router"]
@@ -82,6 +84,17 @@ def audit_export(caller: Reader, background: BackgroundTasks) -> FileResponse:
         raise
     background.add_task(os.unlink, name)
     return FileResponse(name, media_type="application/x-ndjson", filename="audit.jsonl")
+
+
+@router.get("/audit/why", tags=["audit"])
+def audit_why(
+    caller: Reader,
+    subject: Annotated[str, Query(min_length=1, max_length=500, description="model:credit/2")],
+) -> WhyOut:
+    """The causal chain of a subject, newest first: its latest event, the job that wrote it,
+    the event that queued the job, and so on back to the first cause."""
+    chain = causal_chain(caller.ws.metadata, subject)
+    return WhyOut(subject=subject, events=[AuditEventOut.of(e) for e in chain])
 
 
 # -- tokens -----------------------------------------------------------------------------------
