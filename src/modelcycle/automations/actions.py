@@ -102,7 +102,10 @@ def promote(stages: Stages, job: Job) -> dict[str, Any]:
     if to in candidate.aliases:  # an earlier attempt promoted it already
         return {"promoted": True, "version": candidate.ref, "reused": True}
     try:
-        result = stages.registry.promote(candidate.ref, to=to, force=bool(p.get("force", False)))
+        force = bool(p.get("force", False))
+        # A forced move says why: the rule's own reason, else which rule and job made it.
+        reason = p.get("reason") or (f"rule {job.rule} (job {job.id})" if force else None)
+        result = stages.registry.promote(candidate.ref, to=to, force=force, reason=reason)
     except Conflict as refused:
         # A gate saying no is an answer, not a failure to retry.
         return {"promoted": False, "version": candidate.ref, "reason": str(refused)}
