@@ -154,3 +154,27 @@ def test_why_walks_from_a_subject_back_through_jobs_to_the_first_cause(api: Api)
             ("audit.note", "model:credit/1"),
         ]
         assert c.get("/audit/why", params={"subject": "model:nothing/9"}).status_code == 404
+
+
+def test_drift_check_posted_listed_and_read_whole(api: Api) -> None:
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"x": rng.normal(0, 1, 500), "y": rng.normal(0, 1, 500)})
+    cur = pd.DataFrame({"x": rng.normal(3, 1, 500), "y": rng.normal(0, 1, 500)})
+    api.ws.datasets.add("ref", ref)
+    api.ws.datasets.add("cur", cur)
+    with api.client("operator") as c:
+        body = {"reference": "data:ref@1", "current": "data:cur@1"}
+        r = c.post("/monitoring/drift", json=body, headers={"Idempotency-Key": "d1"})
+        assert r.status_code == 201, r.text
+        again = c.post("/monitoring/drift", json=body, headers={"Idempotency-Key": "d1"})
+        assert again.json()["id"] == r.json()["id"]
+        listed = c.get("/monitoring/checks").json()["items"]
+        assert [(x["id"], x["drifted_columns"]) for x in listed] == [(r.json()["id"], ["x"])]
+        whole = c.get(f"/monitoring/checks/{listed[0]['id']}").json()
+        assert {col["name"] for col in whole["columns"]} == {"x", "y"}
+        assert c.get("/monitoring/checks/999").status_code == 404
+        bad = c.post("/monitoring/drift", json={"reference": "/etc/passwd", "current": "x"})
+        assert bad.status_code == 400
+        assert bad.json()["problems"][0]["field"] == "reference"
+    checked = [e for e in api.ws.audit.events() if e.action == "drift.checked"]
+    assert [e.actor for e in checked] == ["operator-bot"]

@@ -221,6 +221,25 @@ def list_checks(
     return page_of(request, response, items, limit, cursor, lambda r: (r.id,))
 
 
+@router.get("/monitoring/checks/{check_id}", tags=["monitoring"])
+def get_check(caller: Reader, check_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    """One stored check, whole: per-column tests, figures and verdicts."""
+    from modelcycle.monitoring.stored import stored_check
+
+    return stored_check(caller.ws.metadata, check_id)
+
+
+@router.get("/monitoring/performance", tags=["monitoring"])
+def performance(
+    caller: Reader,
+    model: Annotated[str, Query(min_length=1, max_length=200, description="NAME@ALIAS or NAME/V")],
+    window: Annotated[str, Query(max_length=20, description="e.g. 1d, 6h")] = "1d",
+    since: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    """Metrics from ground truth per window against the holdout's (as `monitor performance`)."""
+    return caller.ws.monitoring.performance(model, window=window, since=since).as_dict()
+
+
 @router.post("/monitoring/drift", tags=["monitoring"], status_code=201)
 def run_drift(
     caller: Operator, request: Request, body: DriftRequest, idempotency_key: IdemKey = None
