@@ -190,3 +190,33 @@ def test_every_list_route_pages(api: Api) -> None:
         rest = httpx.get(first["next"], headers=c.headers).json()
         ids = [t["token_id"] for t in first["items"] + rest["items"]]
         assert len(ids) == len(set(ids)) == len(ROLES)
+
+
+def test_runs_sorted_by_a_metric_page_in_order(api: Api) -> None:
+    from modelcycle.audit import utc_timestamp
+    from modelcycle.entities import Run
+    from modelcycle.pipelines.records import RunRecords
+
+    records = RunRecords(api.ws.metadata, "tester")
+    for i in range(25):
+        metrics = {"auc": (i * 7 % 25) / 25} if i % 5 else {}
+        records.create(
+            Run(
+                id=f"m{i:03d}", pipeline="p", ref=None, status="running", params={},
+                metrics=metrics, code={}, environment={}, datasets=[], models=[],
+                started_at=utc_timestamp(), created_by="tester", hostname="h", pid=None,
+            )
+        )  # fmt: skip
+    got: list[dict[str, object]] = []
+    with api.client("reader") as c:
+        url: str | None = "/runs?sort=-auc&limit=4"
+        while url is not None:
+            page = c.get(url).json()
+            got += page["items"]
+            url = page["next"]
+        assert c.get("/runs", params={"sort": "a b"}).status_code == 422
+    aucs = [r["metrics"].get("auc") for r in got]
+    scored = [a for a in aucs if a is not None]
+    assert len(got) == 25
+    assert scored == sorted(scored, reverse=True)
+    assert aucs[len(scored) :] == [None] * 5

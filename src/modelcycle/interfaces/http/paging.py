@@ -64,7 +64,7 @@ def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
     if (
         not isinstance(key, list)
         or len(key) != arity
-        or not all(isinstance(k, str | int) and not isinstance(k, bool) for k in key)
+        or not all(isinstance(k, str | int | float) and not isinstance(k, bool) for k in key)
     ):
         raise InvalidInput("is not a cursor this API gave out", field="cursor")
     return key

@@ -36,26 +36,46 @@ def list_runs(
     status: Literal["running", "succeeded", "failed"] | None = None,
     dataset: Annotated[str | None, Query(max_length=200, description="NAME@VERSION")] = None,
     model: Annotated[str | None, Query(max_length=200, description="NAME/VERSION")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            pattern=r"^-?[A-Za-z0-9_.:/-]+$",
+            description="A metric to sort by, best first: `auc` ascending, `-auc` descending",
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RunOut]:
-    """Runs, newest first (as `runs list`), filtered by pipeline, status, data set or model."""
+    """Runs, newest first (as `runs list`), filtered by pipeline, status, data set or model,
+    or sorted by a metric (runs without it come last)."""
+
+    def wanted(r: RunOut) -> bool:
+        return (dataset is None or dataset in r.datasets) and (model is None or model in r.models)
+
+    if sort is not None:
+        metric, descending = sort.lstrip("-"), sort.startswith("-")
+        runs = [RunOut.of(r) for r in caller.ws.pipelines.runs(pipeline=pipeline, status=status)]
+        runs = [r for r in runs if wanted(r)]
+        sign = -1.0 if descending else 1.0
+
+        def key(r: RunOut) -> tuple[int, float, str]:
+            value = r.metrics.get(metric)
+            return (0, sign * value, r.id) if value is not None else (1, 0.0, r.id)
+
+        return page_of(request, response, sorted(runs, key=key), limit, cursor, key)
     after = decode_cursor(cursor, arity=2)
-    key = (str(after[0]), str(after[1])) if after is not None else None
+    last = (str(after[0]), str(after[1])) if after is not None else None
     found: list[RunOut] = []
     # Data set and model filters look inside each run's lists, so pages are read until full.
     while len(found) <= limit:
         batch = caller.ws.pipelines.runs(
-            pipeline=pipeline, status=status, limit=limit + 1, after=key
+            pipeline=pipeline, status=status, limit=limit + 1, after=last
         )
-        found += [
-            RunOut.of(r)
-            for r in batch
-            if (dataset is None or dataset in r.datasets) and (model is None or model in r.models)
-        ]
+        found += [r for r in map(RunOut.of, batch) if wanted(r)]
         if len(batch) <= limit:
             break
-        key = (batch[-1].started_at, batch[-1].id)
+        last = (batch[-1].started_at, batch[-1].id)
     return paged(request, response, found, limit, lambda r: (r.started_at, r.id))
 
 
