@@ -7,6 +7,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -178,3 +179,16 @@ def test_drift_check_posted_listed_and_read_whole(api: Api) -> None:
         assert bad.json()["problems"][0]["field"] == "reference"
     checked = [e for e in api.ws.audit.events() if e.action == "drift.checked"]
     assert [e.actor for e in checked] == ["operator-bot"]
+
+
+def test_audit_verify_and_export_as_the_cli_writes_them(api: Api, tmp_path: Path) -> None:
+    with api.client("reader") as c:
+        verify = c.get("/audit/verify").json()
+        exported = c.get("/audit/export")
+    assert verify["ok"] is True
+    assert verify["problem"] is None
+    assert verify["head_seq"] == api.ws.audit.head().seq
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    api.ws.audit.export(tmp_path / "cli.jsonl")
+    assert exported.text == (tmp_path / "cli.jsonl").read_text()

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from modelcycle.errors import InvalidInput, ModelcycleError
+from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.http.problems import PROBLEM_JSON
 
 __all__ = ["IdempotencyCache"]
@@ -39,6 +39,7 @@ class IdempotencyCache:
         self._max = max_entries
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str, str], _Entry] = {}
+        self._swept = time.monotonic()
 
     def run(
         self,
@@ -67,14 +68,9 @@ class IdempotencyCache:
         try:
             entry.body = jsonable_encoder(work())
             entry.status = status
-        except ModelcycleError:
-            # A refused request did not start anything: forget the key so a fixed retry runs.
-            with self._lock:
-                self._entries.pop(full, None)
-            entry.status = -1
-            entry.done.set()
-            raise
         except BaseException:
+            # A failed request leaves the key unused, so a corrected retry runs; a retry that
+            # was waiting on it is told to send again.
             with self._lock:
                 self._entries.pop(full, None)
             entry.status = -1
@@ -96,8 +92,9 @@ class IdempotencyCache:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        if len(self._entries) < self._max and not self._entries:
+        if len(self._entries) < self._max and now - self._swept < 60.0:
             return
+        self._swept = now
         stale = [k for k, e in self._entries.items() if e.done.is_set() and now - e.at > self._ttl]
         for k in stale:
             del self._entries[k]
