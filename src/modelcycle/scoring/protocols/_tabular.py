@@ -86,7 +86,9 @@ def describe_value(value: Any, expected: str) -> str:
         and expected.lower().startswith(("int", "uint"))
         and not value.is_integer()
     ):
-        return "NaN" if value != value else f"{value!r} is not a whole number"
+        if value != value:
+            return "NaN is not a value (send null for a missing one)"
+        return f"{value!r} is not a whole number"
     return f"{value!r} is {_kind(value)}"
 
 
