@@ -106,8 +106,10 @@ def test_watch_goes_back_when_the_new_version_answers_errors(dws: Workspace) -> 
     load = Load(v1.url or "", threads=2, body=NEGATIVE_INCOME, pause=0.01).start()
     try:
         load.wait_for(10, version="1")
+        # Deployed from an alias that names it: the watch's rollback takes the alias back too.
+        dws.registry.set_alias("credit", "canary", int(fragile_ref.split("/")[1]))
         with pytest.raises(DeploymentFailed, match="error rate") as failed:
-            dws.deploy(fragile_ref, endpoint="errs", trust=True, watch=30, max_error_rate=0.1)
+            dws.deploy("credit@canary", endpoint="errs", trust=True, watch=30, max_error_rate=0.1)
         load.wait_for(10, version="1")
     finally:
         answers = load.stop()
@@ -116,7 +118,16 @@ def test_watch_goes_back_when_the_new_version_answers_errors(dws: Workspace) -> 
     assert "watch" in (record.reason or "")
     assert "exceeds the limit 0.1" in (record.reason or "")
     assert record.details["watch"]["errors"] > 0
-    assert "credit/1 serves endpoint 'errs' again" in str(failed.value)
+    assert "credit/1 serves endpoint 'errs' again, and credit@canary names it again" in str(
+        failed.value
+    )
+    assert dws.registry.get("credit@canary").version == 1
+    moved = [e for e in dws.audit.events() if e.action == "model.alias_moved"][-1]
+    assert moved.subject == "model:credit/1"
+    assert moved.payload["reason"] == "rollback"
+    assert moved.payload["endpoint"] == "errs"
+    assert moved.payload["rolled_back"] == record.id
+    assert record.details["alias_moved"]["alias"] == "credit@canary"
     # The only failures clients saw are the new version's own 500s, during the watch.
     assert {a.status for a in answers if a.version == "1"} == {200}
     assert all(a.status == 500 for a in load.failures)
@@ -141,3 +152,66 @@ def test_watch_goes_back_when_the_new_version_answers_errors(dws: Workspace) -> 
     shown = run_cli("deployments", "show", "errs", cwd=dws.root).stdout
     assert "model      credit/1" in shown
     dws.deploy.stop("errs")
+
+
+def _alias_moves(ws: Workspace) -> list[dict[str, object]]:
+    return [e.payload for e in ws.audit.events() if e.action == "model.alias_moved"]
+
+
+def test_rollback_carries_the_alias_it_was_deployed_from_back(dws: Workspace) -> None:
+    """Decision 0004: a deployment made from NAME@ALIAS, rolled back while the alias still
+    names its version, moves the alias back with the traffic (audited, reason rollback)."""
+    cli = lambda *a: run_cli(*a, cwd=dws.root)  # noqa: E731
+    dws.registry.set_alias("credit", "champion", 1)
+    dws.deploy("credit@champion", endpoint="champ")
+    promoted = cli(
+        "models", "promote", "credit/2", "--to", "champion", "--force", "--reason", "a test"
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    dws.deploy("credit@champion", endpoint="champ")
+    moves_before = len(_alias_moves(dws))
+
+    back = cli("deployments", "rollback", "champ")
+    assert back.returncode == 0, back.stderr
+    assert "credit@champion moved back to credit/1 (was credit/2; reason: rollback)" in back.stdout
+    # The alias, models show and deployments show all say the same thing.
+    assert dws.registry.get("credit@champion").version == 1
+    shown = json.loads(cli("models", "show", "credit@champion", "--json").stdout)
+    assert shown["model"] == "credit/1"
+    assert [d["endpoint"] for d in shown["deployments"]] == ["champ"]
+    assert "deployed: nowhere" in cli("models", "show", "credit/2").stdout
+    endpoint = cli("deployments", "show", "champ").stdout
+    assert "model      credit/1" in endpoint
+    assert "ref        credit@champion" in endpoint
+    assert "alias      credit@champion moved back to credit/1" in endpoint
+    # One audited alias move, with the reason and the endpoint.
+    active = dws.deploy.active("champ")
+    assert active is not None
+    assert active.details["ref"] == "credit@champion"  # a next rollback follows it again
+    assert _alias_moves(dws)[moves_before:] == [
+        {
+            "alias": "champion",
+            "from": 2,
+            "to": 1,
+            "reason": "rollback",
+            "endpoint": "champ",
+            "deployment": active.id,
+            "rolled_back": active.details["rollback_of"],
+        }
+    ]
+    assert dws.audit.verify().ok
+    dws.deploy.stop("champ")
+
+
+def test_rollback_of_an_explicit_version_moves_no_alias(dws: Workspace) -> None:
+    dws.deploy("credit/1", endpoint="pinned")
+    dws.registry.set_alias("credit", "pinned-alias", 2)
+    dws.deploy("credit/2", endpoint="pinned")
+    moves_before = len(_alias_moves(dws))
+    plain = run_cli("deployments", "rollback", "pinned", cwd=dws.root)
+    assert plain.returncode == 0, plain.stderr
+    assert "moved back" not in plain.stdout
+    assert dws.deploy.active("pinned").model == "credit/1"  # type: ignore[union-attr]
+    assert dws.registry.get("credit@pinned-alias").version == 2
+    assert len(_alias_moves(dws)) == moves_before
+    dws.deploy.stop("pinned")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
+from modelcycle.deploy._alias_follow import alias_note, carry_alias_back
 from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo, build_bundle, verify_bundle
 from modelcycle.deploy.kubernetes import KubernetesError, apply_manifests
@@ -412,10 +413,12 @@ class DeployService:
                 self._record_watch_passed(base, result.watch)
             return self.get(deployment_id)
         if result.watch is not None:
+            record = self.get(deployment_id)
             kept = f"; {details['previous_model']} serves endpoint {endpoint!r} again"
             raise DeploymentFailed(
-                f"deployment of {mv.ref} to {endpoint!r} rolled back: {result.reason}{kept}",
-                deployment=self.get(deployment_id),
+                f"deployment of {mv.ref} to {endpoint!r} rolled back: {result.reason}{kept}"
+                + alias_note(record.details),
+                deployment=record,
             )
         return self._record_failure(base, details, result, blue_running=blue_running)
 
@@ -515,6 +518,11 @@ class DeployService:
                 tx.conn.execute(
                     update(d).where(d.c.id == current).values(status=REPLACED, updated_at=now)
                 )
+            if on_demand and expected_blue is not None:
+                full = carry_alias_back(
+                    self._registry, tx, full, left=expected_blue, to=base["model_version"],
+                    deployment=base["id"],
+                )  # fmt: skip
             self._insert(tx.conn, base, status=ACTIVE, url=front, details=full, now=now)
             # The pointer and the router move inside the transaction: if either cannot, no row
             # says the switch happened (and the caller points the router back at blue).
@@ -618,6 +626,10 @@ class DeployService:
                 "watch": verdict.as_dict(),
             },
         ) as tx:
+            # The alias green was deployed from goes back with the traffic (decision 0004).
+            full = carry_alias_back(
+                self._registry, tx, full, left=green, to=blue.model_version, deployment=blue.id
+            )
             tx.conn.execute(
                 update(d)
                 .where(d.c.id == base["id"])

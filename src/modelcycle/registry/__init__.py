@@ -3,6 +3,7 @@
 Other parts use the registry only through the names exported here.
 """
 
+from modelcycle.registry.alias_moves import alias_of_ref, move_alias_back
 from modelcycle.registry.errors import (
     ColumnProblem,
     PromotionRefused,
@@ -32,10 +33,12 @@ __all__ = [
     "Signature",
     "SignatureMismatch",
     "UntrustedModel",
+    "alias_of_ref",
     "detect_flavor",
     "encode_row_hashes",
     "enforce",
     "get_flavor",
+    "move_alias_back",
     "parse_model_ref",
     "row_hashes",
     "version_evaluation",

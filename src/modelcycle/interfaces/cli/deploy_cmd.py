@@ -224,6 +224,7 @@ def show(
     lines = [
         f"endpoint   {d.endpoint}",
         f"model      {d.model}",
+        f"ref        {d.details.get('ref') or d.model}",
         f"status     {d.status}{'' if running or d.status != 'active' else ' (not running)'}",
         f"url        {d.url or '-'} (stable: the endpoint's router)",
         f"backend    {d.backend_url or '-'}",
@@ -250,6 +251,9 @@ def show(
         lines.append(f"reason     {d.reason}")
     if d.details.get("previous_model"):
         lines.append(f"previous   {d.details['previous_model']}")
+    moved = d.details.get("alias_moved")
+    if moved:
+        lines.append(f"alias      {_alias_line(moved)}")
     watched = d.details.get("watch")
     if watched:
         lines.append(f"watch      {_watch_line(watched)}")
@@ -273,6 +277,18 @@ def rollback(
         f"{escape(dep.model)}[/]: {escape(dep.url or '')} "
         f"(backend {escape(dep.backend_url or '')})",
         highlight=False,
+    )
+    moved = dep.details.get("alias_moved")
+    if moved:
+        console.print(escape(_alias_line(moved)), highlight=False)
+
+
+def _alias_line(moved: dict[str, object]) -> str:
+    """The alias a rollback carried back with the traffic (decision 0004)."""
+    name = str(moved["alias"]).partition("@")[0]
+    return (
+        f"{moved['alias']} moved back to {name}/{moved['to']} (was {name}/{moved['from']}; "
+        f"reason: {moved.get('reason', 'rollback')})"
     )
 
 
