@@ -1,0 +1,51 @@
+"""The overview: per model its champion, deployments and last drift check; jobs; recent events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from modelcycle.entities import ModelVersion
+from modelcycle.interfaces.ui.web import ConsoleRoute, render, viewer
+from modelcycle.store.audit_trail import AuditFilter
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=ConsoleRoute)
+
+
+@router.get("/")
+def overview(request: Request) -> HTMLResponse:
+    who = viewer(request)
+    ws = who.caller.ws
+    by_name: dict[str, list[ModelVersion]] = {}
+    for mv in ws.registry.list():
+        by_name.setdefault(mv.name, []).append(mv)
+    deployments = ws.deploy.list()
+    history = ws.monitoring.history(limit=1000)
+    models: list[dict[str, Any]] = []
+    for name, versions in sorted(by_name.items()):
+        champion = next((v for v in versions if "champion" in v.aliases), None)
+        checks = [h for h in history if h.model_name == name]
+        models.append(
+            {
+                "name": name,
+                "versions": len(versions),
+                "champion": champion,
+                "deployed": [d for d in deployments if d.model_name == name],
+                "last_check": checks[-1] if checks else None,
+            }
+        )
+    queue = ws.automations.queue
+    troubled = queue.list(state="dead", limit=20)
+    events = ws.audit.events(AuditFilter(limit=20))
+    return render(
+        request,
+        "overview.html",
+        who,
+        models=models,
+        jobs=troubled,
+        events=list(reversed(events)),
+    )

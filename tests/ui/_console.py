@@ -1,0 +1,89 @@
+"""The console's test rig: a small workspace built with the SDK, a real uvicorn serving
+``create_app`` on 127.0.0.1, and Debian's chromium driven by Playwright (never `playwright
+install`). A module of its own (not conftest.py) so names stay explicit."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from modelcycle import Workspace, init_workspace
+from modelcycle.datasets import make_credit
+from modelcycle.interfaces.http import ApiSettings, create_app
+from modelcycle.store.tokens import TokenStore
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Site:
+    ws: Workspace
+    url: str
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> token text
+    runs: list[str] = field(default_factory=list)  # the two training runs, oldest first
+    job: str = ""
+    check: int = 0
+
+
+def build_workspace(root: Path) -> Site:
+    """credit@1 and @2, two trained versions (different seeds and C), credit/1 champion, a drift
+    check of @2 against @1, a queued job, and one token per role."""
+    ws, _ = init_workspace(root, db_url=f"sqlite:///{root / 'meta.db'}")
+    site = Site(ws, "")
+    ws.datasets.add("credit", make_credit(1500, seed=1))
+    ws.datasets.add("credit", make_credit(1500, seed=2, drift=0.6))
+    first = ws.pipelines.train(data="credit@1", target="default", model="logreg", progress=False)
+    second = ws.pipelines.train(
+        data="credit@1", target="default", model="logreg", seed=7, params={"C": 0.5}, progress=False
+    )
+    site.runs = [first.id, second.id]
+    ws.registry.promote("credit/1", to="champion", force=True, reason="first champion")
+    check = ws.monitoring.drift("data:credit@1", "data:credit@2")
+    site.check = check.id or 0
+    job, _ = ws.automations.queue.enqueue("note", {"text": "from the console tests"})
+    site.job = job.id
+    store = TokenStore(ws.metadata, ws.actor)
+    for role in ("reader", "operator", "admin"):
+        _, site.tokens[role] = store.create(f"{role}-person", role)
+    return site
+
+
+@contextmanager
+def serve(site: Site) -> Iterator[Site]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(site.ws, ApiSettings(token_refresh_seconds=0.0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the console server did not start")
+        time.sleep(0.02)
+    site.url = f"http://127.0.0.1:{port}"
+    try:
+        yield site
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
