@@ -289,7 +289,7 @@ def test_tampering_is_detected_marked_and_stops_writes_until_acknowledged(an: Pr
         ["models", "alias", "set", "anes", "x", "2"],
     ):
         refused = an.cli(*write, check=False)
-        assert refused.returncode != 0, refused.stdout
+        assert refused.returncode == 5, refused.stdout + refused.stderr  # an integrity error
         assert f"broken at event {promoted.seq}" in refused.stderr
         assert "refused until an admin acknowledges" in refused.stderr
         assert "audit acknowledge" in refused.stderr
