@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -64,6 +65,13 @@ class TokenGate:
         with self._lock:
             self._check = None
 
+    async def caller_async(self, authorization: str | None, needed: str) -> Caller:
+        """:meth:`caller` on the event loop: the database is read (in a worker thread) only
+        when the snapshot is due, so most requests make no thread hop to be authorised."""
+        if self._check is None or time.monotonic() - self._read_at > self._refresh:
+            await to_thread.run_sync(self._snapshot)
+        return self.caller(authorization, needed)
+
     def caller(self, authorization: str | None, needed: str) -> Caller:
         check = self._snapshot()
         if not check.enabled:
@@ -82,18 +90,18 @@ class TokenGate:
         return Caller(token_id, name, role, view)
 
 
-def require(role: str) -> Callable[..., Caller]:
+def require(role: str) -> Callable[..., Awaitable[Caller]]:
     """A dependency: the caller, if their token's role reaches ``role`` (else 401/403)."""
     if role not in ROLES:
         raise ValueError(role)
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Caller:
         gate: TokenGate = request.app.state.gate
         header = f"Bearer {credentials.credentials}" if credentials is not None else None
-        return gate.caller(header, role)
+        return await gate.caller_async(header, role)
 
     return dependency
 
