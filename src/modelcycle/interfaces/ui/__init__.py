@@ -20,6 +20,7 @@ def mount_console(app: FastAPI) -> None:
         pages_ops,
         pages_overview,
         pages_runs,
+        pages_watch,
         session,
         static,
     )
@@ -30,6 +31,7 @@ def mount_console(app: FastAPI) -> None:
         pages_overview,
         pages_models,
         pages_runs,
+        pages_watch,
         pages_data,
         pages_ops,
     ):

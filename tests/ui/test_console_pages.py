@@ -1,0 +1,105 @@
+"""Data sets, deployments, approvals, monitoring, automations and the audit pages."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+from playwright.sync_api import expect
+
+from conftest import Watched
+
+
+def test_datasets_versions_profile_and_diff(web: Watched) -> None:
+    web.sign_in()
+    page = web.goto("/datasets")
+    expect(page.get_by_role("row", name=re.compile(r"^credit 2"))).to_contain_text("1,500")
+    web.shot("datasets")
+    page.get_by_role("link", name="credit", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("credit")
+    web.shot("dataset")
+    page.get_by_role("link", name="Compare the two latest versions").click()
+    expect(page).to_have_url(web.site.url + "/datasets/credit/diff")
+    expect(page.get_by_role("heading", level=1)).to_have_text("credit@1 → credit@2")
+    changed = page.locator("#diff tr.differs")
+    expect(changed.first).to_contain_text("changed")  # the drifted columns, in words too
+    web.shot("dataset-diff")
+    web.goto("/datasets/credit/versions/1")
+    profile = page.locator("#profile")
+    expect(profile.get_by_role("img", name=re.compile("Histogram of age"))).to_be_visible()
+    expect(profile.get_by_role("row", name=re.compile("^income"))).to_contain_text("%")
+    web.shot("dataset-version")
+
+
+def test_deployments_and_approvals_placeholder(web: Watched) -> None:
+    web.sign_in("operator")
+    page = web.goto("/deployments")
+    expect(page.locator("#deployments")).to_contain_text("No deployment is active")
+    web.shot("deployments")
+    web.goto("/approvals")
+    expect(page.get_by_role("note")).to_contain_text("Approvals are not configured")
+    web.shot("approvals")
+
+
+def test_monitoring_heatmap_and_check(web: Watched) -> None:
+    web.sign_in()
+    page = web.goto("/monitoring")
+    heatmap = page.locator("#heatmap")
+    expect(heatmap.locator("td.cell-drift").first).to_have_text("⚠ drifted")
+    expect(heatmap).to_contain_text("drifted")
+    web.shot("monitoring")
+    heatmap.get_by_role("link", name=f"#{web.site.check}").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"Drift check #{web.site.check}")
+    expect(page.locator("#check-columns tbody tr").first).to_contain_text("⚠")
+    web.shot("check")
+
+
+def test_jobs_cancel_then_retry_as_operator(web: Watched) -> None:
+    web.sign_in("operator")
+    page = web.goto("/jobs")
+    expect(page.locator("#jobs")).to_contain_text(web.site.job)
+    web.shot("jobs")
+    page.get_by_role("link", name=web.site.job).click()
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("cancelled")
+    page.get_by_role("button", name="Retry").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("queued")
+    expect(page.locator("#chain")).to_contain_text("job.")
+    web.shot("job")
+
+
+def test_reader_cannot_cancel_a_job(web: Watched) -> None:
+    web.sign_in("reader")
+    page = web.goto(f"/jobs/{web.site.job}")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Cancel|Retry"))).to_have_count(0)
+    with httpx.Client(base_url=web.site.url) as client:
+        bearer = {"Authorization": f"Bearer {web.site.tokens['reader']}"}
+        assert client.post(f"/jobs/{web.site.job}/cancel", headers=bearer).status_code == 403
+
+
+def test_audit_timeline_filter_verify_export_and_why(web: Watched) -> None:
+    web.sign_in()
+    page = web.goto("/audit")
+    expect(page.locator("table")).to_contain_text("model.promoted")
+    web.shot("audit")
+    page.get_by_label("Action").fill("model.promoted")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"action=model.promoted"))
+    rows = page.locator("table tbody tr")
+    expect(rows.first).to_contain_text("model.promoted")
+    expect(rows.filter(has_not_text="model.promoted")).to_have_count(0)
+    page.get_by_role("button", name="Verify the chain").click()
+    expect(page.locator("#verify-result")).to_contain_text("Intact")
+    expect(page.locator("#verify-result code")).to_have_text(re.compile("^[0-9a-f]{64}$"))
+    web.shot("verify")
+    web.goto("/audit")
+    with page.expect_download() as download:
+        page.get_by_role("link", name=re.compile("Download every event")).click()
+    lines = download.value.path().read_text(encoding="utf-8").splitlines()
+    actions = [json.loads(line).get("event", {}).get("action") for line in lines]
+    assert "model.promoted" in actions
+    web.goto("/audit/why?subject=model:credit/1")
+    expect(page.locator("#chain li").first).to_contain_text("model.alias_moved on model:credit/1")
+    web.shot("why")
