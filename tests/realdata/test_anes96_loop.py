@@ -65,6 +65,24 @@ def _rows(frame: pd.DataFrame) -> set[tuple[float, ...]]:
     return set(map(tuple, frame.to_numpy(dtype=float).tolist()))
 
 
+# -- item 13: a binary classifier's evaluation has its curves -----------------------------------
+
+
+def test_the_champion_carries_roc_and_precision_recall_curves(an: Project) -> None:
+    ws = an.ws
+    mv = ws.registry.get("anes/1")
+    details = ws.pipelines.output(mv.run_id or "", "evaluate", "evaluation")
+    holdout = _dataset(an, mv.tags["holdout"])
+    proba = ws.registry.load(mv.ref).predict_proba(_features(holdout))[:, 1]
+    auc = roc_auc_score(holdout.column(TARGET).to_numpy(), proba)
+    assert details["roc"]["auc"] == pytest.approx(auc, abs=1e-5)
+    assert (details["roc"]["fpr"][0], details["roc"]["tpr"][-1]) == (0.0, 1.0)
+    assert len(details["pr"]["precision"]) == len(details["pr"]["recall"]) > 2
+    assert details["confusion_matrix"]["labels"] == ["0.0", "1.0"]
+    page = ws.artifacts.get_bytes(mv.tags["evaluation_html"]).decode()
+    assert "ROC curve" in page
+
+
 # -- item 6: drift between the halves, shown by the test that decided it ------------------------
 
 
