@@ -132,6 +132,7 @@ def test_public_surface_of_pipelines_is_pinned() -> None:
         "StepContext",
         "cache_key",
         "load_pipeline",
+        "parse_hyperparam",
         "step",
     ]
     for name in pipelines.__all__:
