@@ -43,8 +43,9 @@ class Site:
 
 
 def build_workspace(root: Path) -> Site:
-    """credit@1 and @2, two trained versions (different seeds and C), credit/1 champion, a drift
-    check of @2 against @1, a queued job, and one token per role."""
+    """credit@1 and @2, two trained versions (different seeds and C), credit/1 champion and
+    deployed to endpoint ``credit``, a drift check of @2 against @1, a queued job, and one
+    token per role."""
     ws, _ = init_workspace(root, db_url=f"sqlite:///{root / 'meta.db'}")
     site = Site(ws, "")
     ws.datasets.add("credit", make_credit(1500, seed=1))
@@ -57,6 +58,7 @@ def build_workspace(root: Path) -> Site:
     ws.registry.promote("credit/1", to="champion", force=True, reason="first champion")
     check = ws.monitoring.drift("data:credit@1", "data:credit@2")
     site.check = check.id or 0
+    ws.deploy("credit/1", endpoint="credit")  # a local process, stopped by the fixture's end
     job, _ = ws.automations.queue.enqueue("note", {"text": "from the console tests"})
     site.job = job.id
     store = TokenStore(ws.metadata, ws.actor)

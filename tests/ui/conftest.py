@@ -24,9 +24,13 @@ from playwright.sync_api import Browser, Page, sync_playwright
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     built = build_workspace(tmp_path_factory.mktemp("console") / "ws")
-    with serve(built) as running:
-        yield running
-    built.ws.close()
+    try:
+        with serve(built) as running:
+            yield running
+    finally:
+        if built.ws.deploy.active("credit") is not None:
+            built.ws.deploy.stop("credit")
+        built.ws.close()
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def test_overview_shows_champion_drift_and_events(web: Watched) -> None:
     page = web.page
     card = page.get_by_role("region", name=re.compile("credit"))
     expect(card).to_contain_text("credit/1")  # the champion
-    expect(card).to_contain_text("not deployed")
+    expect(card).to_contain_text("credit (credit/1)")  # where it is deployed
     expect(page.get_by_role("heading", name="Latest audit events")).to_be_visible()
     expect(page.locator("table").last).to_contain_text("model.promoted")
     web.shot("overview")

@@ -32,12 +32,45 @@ def test_datasets_versions_profile_and_diff(web: Watched) -> None:
     web.shot("dataset-version")
 
 
-def test_deployments_and_approvals_placeholder(web: Watched) -> None:
+def test_reader_sees_no_deployment_actions(web: Watched) -> None:
+    web.sign_in("reader")
+    page = web.goto("/deployments/credit")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Endpoint credit")
+    expect(page.get_by_role("link", name=re.compile("Roll back|Stop"))).to_have_count(0)
+    with httpx.Client(base_url=web.site.url) as client:
+        bearer = {"Authorization": f"Bearer {web.site.tokens['reader']}"}
+        refused = client.post(
+            "/deployments/credit/stop", data={"confirm": "credit"}, headers=bearer
+        )
+        assert refused.status_code == 403
+
+
+def test_operator_rolls_back_and_stops_with_confirmation(web: Watched) -> None:
     web.sign_in("operator")
     page = web.goto("/deployments")
-    expect(page.locator("#deployments")).to_contain_text("No deployment is active")
+    row = page.get_by_role("row", name=re.compile("^credit"))
+    expect(row).to_contain_text("credit/1")
     web.shot("deployments")
-    web.goto("/approvals")
+    row.get_by_role("link", name="credit", exact=True).click()
+    expect(page.get_by_text("Serving credit/1")).to_contain_text("running")
+    page.get_by_role("link", name="Roll back…").click()
+    expect(page.get_by_role("alert")).to_contain_text("Roll back credit?")
+    web.shot("deployment-confirm")
+    page.get_by_label("to confirm").fill("credit")
+    web.expected.append("status of 409")  # nothing came before credit/1: refused, shown
+    page.get_by_role("button", name="Roll back credit").click()
+    expect(page.locator("p.error")).to_contain_text("credit")
+    page.get_by_role("link", name="Stop…").click()
+    page.get_by_label("to confirm").fill("credit")
+    page.get_by_role("button", name="Stop credit").click()
+    expect(page.get_by_text("Nothing serves this endpoint now.")).to_be_visible()
+    expect(page.locator("table")).to_contain_text("stopped")
+    web.shot("deployment")
+
+
+def test_approvals_placeholder(web: Watched) -> None:
+    web.sign_in("operator")
+    page = web.goto("/approvals")
     expect(page.get_by_role("note")).to_contain_text("Approvals are not configured")
     web.shot("approvals")
 
