@@ -69,7 +69,8 @@ name = "deploy-champion"
 on = "model.alias_moved"
 where = { subject_name = "credit", alias = "champion" }
 do = "deploy"
-with = { ref = "{subject_ref}", endpoint = "credit" }
+# By alias, resolved when the job runs: a rollback then moves champion back with the traffic.
+with = { ref = "credit@champion", endpoint = "credit" }
 
 [[schedules]]
 name = "watch-credit"
