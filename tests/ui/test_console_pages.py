@@ -124,7 +124,8 @@ def test_audit_timeline_filter_verify_export_and_why(web: Watched) -> None:
     expect(rows.first).to_contain_text("model.promoted")
     expect(rows.filter(has_not_text="model.promoted")).to_have_count(0)
     page.get_by_role("button", name="Verify the chain").click()
-    expect(page.locator("#verify-result")).to_contain_text("Intact")
+    expect(page.locator("#verify-out #verify-result")).to_contain_text("Intact")  # htmx, in place
+    assert "/audit/verify" not in page.url
     expect(page.locator("#verify-result code")).to_have_text(re.compile("^[0-9a-f]{64}$"))
     web.shot("verify")
     web.goto("/audit")
