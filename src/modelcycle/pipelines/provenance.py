@@ -44,7 +44,7 @@ def code_version(pipeline: Pipeline, *, cwd: Path | None = None) -> dict[str, An
     location, source = _code_location(pipeline, cwd)
     info: dict[str, Any] = {
         "source": source,
-        "path": str(location),
+        "path": str(location) if location else None,
         "module_file": pipeline.module_file if source == "pipeline module" else None,
         "repository": None,
         "commit": None,
@@ -54,7 +54,7 @@ def code_version(pipeline: Pipeline, *, cwd: Path | None = None) -> dict[str, An
         "remote": None,
         "steps": {s.name: s.source_sha256 for s in pipeline.steps},
     }
-    top = _git(location, "rev-parse", "--show-toplevel")
+    top = _git(location, "rev-parse", "--show-toplevel") if location else None
     if top is None:
         return info
     repo = Path(top.decode().strip())
@@ -86,7 +86,7 @@ def strip_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def _code_location(pipeline: Pipeline, cwd: Path | None) -> tuple[Path, str]:
+def _code_location(pipeline: Pipeline, cwd: Path | None) -> tuple[Path | None, str]:
     """The folder whose repository holds the run's code, and which rule chose it."""
     found = pipeline.module_file
     if found and os.path.exists(found):
@@ -95,7 +95,10 @@ def _code_location(pipeline: Pipeline, cwd: Path | None) -> tuple[Path, str]:
         # run it from, not the folder modelcycle was installed from.
         if not path.is_relative_to(_PACKAGE_DIR):
             return path.parent, "pipeline module"
-    return (cwd or Path.cwd()).resolve(), "working directory"
+    try:
+        return (cwd or Path.cwd()).resolve(), "working directory"
+    except OSError:  # the working directory was deleted under us: no repository to read
+        return None, "working directory"
 
 
 def _remote(repo: Path) -> str | None:
