@@ -4,22 +4,21 @@ Classifiers: confusion matrix, per-class precision/recall/F1/support and, for tw
 and precision-recall curves. Regressors: a residual summary and a sample of (predicted,
 residual) points. Both: permutation importance of each raw input column, on at most
 ``IMPORTANCE_ROWS`` holdout rows with ``IMPORTANCE_REPEATS`` shuffles (bounded so training
-stays quick). The HTML inlines plotly.min.js from the installed plotly package: it opens
-without a network. The calculations return plain data; the page is built from that data.
+stays quick). The HTML page draws its figures as inline SVG (``_svg_charts``): no JavaScript,
+tens of KB, it opens offline in any browser. The calculations return plain data; the page is
+built from that data alone.
 """
 
 from __future__ import annotations
 
 import html
-import importlib.util
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelcycle.errors import InvalidInput
+from modelcycle.pipelines._svg_charts import Line, hbars, heatmap, line_chart, scatter
 
 __all__ = ["IMPORTANCE_REPEATS", "IMPORTANCE_ROWS", "evaluation_details", "render_html"]
 
@@ -199,16 +198,6 @@ def evaluation_details(
 # -- the page ---------------------------------------------------------------------------------
 
 
-def _plotly_js() -> str:
-    spec = importlib.util.find_spec("plotly")
-    if spec is None or not spec.submodule_search_locations:
-        raise InvalidInput("the plotly package is not installed", field="evaluation")
-    path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
-    if not path.is_file():
-        raise InvalidInput(f"plotly's bundled JavaScript is missing ({path})", field="evaluation")
-    return path.read_text(encoding="utf-8").replace("</script", "<\\/script")
-
-
 def _table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
@@ -217,80 +206,106 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _figures(details: dict[str, Any]) -> list[dict[str, Any]]:
-    figures: list[dict[str, Any]] = []
+def _figures(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """(heading, inline SVG) per figure, drawn from the JSON data alone."""
+    figures: list[tuple[str, str]] = []
     if "roc" in details:
         roc = details["roc"]
+        title = f"ROC curve (AUC {roc['auc']}, positive class {roc['positive_class']})"
+        desc = (
+            f"True positive rate against false positive rate at {len(roc['fpr'])} thresholds; "
+            f"area under the curve {roc['auc']}. The dashed diagonal is a model that guesses."
+        )
+        lines = [Line("model", roc["fpr"], roc["tpr"]), Line("chance", [0, 1], [0, 1])]
         figures.append(
-            {
-                "title": f"ROC curve (AUC {roc['auc']}, positive class {roc['positive_class']})",
-                "data": [
-                    {"x": roc["fpr"], "y": roc["tpr"], "mode": "lines", "name": "model"},
-                    {"x": [0, 1], "y": [0, 1], "mode": "lines", "name": "chance"},
-                ],
-                "xaxis": "false positive rate",
-                "yaxis": "true positive rate",
-            }
+            (
+                title,
+                line_chart(
+                    "roc",
+                    title,
+                    desc,
+                    lines,
+                    x_label="false positive rate",
+                    y_label="true positive rate",
+                ),
+            )
         )
         pr = details["pr"]
+        title = f"Precision-recall (AP {pr['average_precision']})"
+        desc = (
+            f"Precision against recall for class {pr['positive_class']}; "
+            f"average precision {pr['average_precision']}."
+        )
+        lines = [Line("model", pr["recall"], pr["precision"])]
+        support = {c["class"]: c["support"] for c in details.get("per_class", [])}
+        if support and sum(support.values()):
+            # a model that guesses has precision = the positive share at every recall
+            base = support.get(pr["positive_class"], 0) / sum(support.values())
+            lines.append(Line(f"chance (positive share {base:.3g})", [0, 1], [base, base]))
+            desc += f" The dashed line is a model that guesses: precision {base:.3g}."
         figures.append(
-            {
-                "title": f"Precision-recall (AP {pr['average_precision']})",
-                "data": [{"x": pr["recall"], "y": pr["precision"], "mode": "lines"}],
-                "xaxis": "recall",
-                "yaxis": "precision",
-            }
+            (title, line_chart("pr", title, desc, lines, x_label="recall", y_label="precision"))
         )
     if "confusion_matrix" in details:
         cm = details["confusion_matrix"]
-        figures.append(
-            {
-                "title": "Confusion matrix",
-                "data": [
-                    {
-                        "type": "heatmap",
-                        "z": cm["matrix"],
-                        "x": cm["labels"],
-                        "y": cm["labels"],
-                        "colorscale": "Blues",
-                    }
-                ],
-                "xaxis": "predicted class",
-                "yaxis": "true class",
-            }
+        title = "Confusion matrix"
+        cells = "; ".join(
+            f"true {t}: "
+            + ", ".join(f"{n} predicted {p}" for p, n in zip(cm["labels"], row, strict=True))
+            for t, row in zip(cm["labels"], cm["matrix"], strict=True)
         )
+        desc = f"Holdout rows by true class (rows) and predicted class (columns). {cells}."
+        svg = heatmap(
+            "cm",
+            title,
+            desc,
+            cm["matrix"],
+            cm["labels"],
+            x_label="predicted class",
+            y_label="true class",
+        )
+        figures.append((title, svg))
     if "residuals" in details:
         pts = details["residuals"]["points"]
-        figures.append(
-            {
-                "title": f"Residuals ({pts['sampled']} of {pts['of']} holdout rows)",
-                "data": [{"x": pts["predicted"], "y": pts["residual"], "mode": "markers"}],
-                "xaxis": "predicted",
-                "yaxis": "actual - predicted",
-            }
+        title = f"Residuals ({pts['sampled']} of {pts['of']} holdout rows)"
+        desc = (
+            "Residual (actual - predicted) against the predicted value for a sample of holdout "
+            "rows; the dashed line is zero error."
         )
-    imp = details["permutation_importance"]["features"][:20]
-    figures.append(
-        {
-            "title": "Permutation importance",
-            "data": [
-                {
-                    "type": "bar",
-                    "orientation": "h",
-                    "x": [f["mean"] for f in reversed(imp)],
-                    "y": [f["feature"] for f in reversed(imp)],
-                    "error_x": {"type": "data", "array": [f["std"] for f in reversed(imp)]},
-                }
-            ],
-            "xaxis": details["permutation_importance"]["meaning"],
-            "yaxis": "",
-        }
+        svg = scatter(
+            "residuals",
+            title,
+            desc,
+            pts["predicted"],
+            pts["residual"],
+            x_label="predicted",
+            y_label="actual - predicted",
+        )
+        figures.append((title, svg))
+    meta = details["permutation_importance"]
+    imp = meta["features"][:20]
+    title = "Permutation importance"
+    desc = (
+        f"{meta['meaning']} (mean ± standard deviation over {meta['repeats']} shuffles of "
+        f"{meta['rows']} holdout rows), largest first: "
+        + "; ".join(f"{f['feature']} {f['mean']} ± {f['std']}" for f in imp)
+        + "."
     )
+    svg = hbars(
+        "importance",
+        title,
+        desc,
+        [f["feature"] for f in imp],
+        [f["mean"] for f in imp],
+        [f["std"] for f in imp],
+        x_label=meta["meaning"],
+    )
+    figures.append((title, svg))
     return figures
 
 
 def render_html(details: dict[str, Any], *, title: str, metrics: dict[str, float]) -> bytes:
-    """One self-contained page: the figures above plus the tables they come from."""
+    """One self-contained page, no JavaScript: the tables, then the figures as inline SVG."""
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         _table(["metric", "value"], [[k, f"{v:.6g}"] for k, v in metrics.items()]),
@@ -310,28 +325,15 @@ def render_html(details: dict[str, Any], *, title: str, metrics: dict[str, float
         parts.append("<h2>Residuals (actual - predicted)</h2>")
         summary = details["residuals"]["summary"]
         parts.append(_table(list(summary), [list(summary.values())]))
-    scripts = []
-    for i, fig in enumerate(_figures(details)):
-        parts.append(f'<div id="fig{i}" class="fig"></div>')
-        layout = {
-            "title": {"text": fig["title"]},
-            "xaxis": {"title": {"text": fig["xaxis"]}},
-            "yaxis": {"title": {"text": fig["yaxis"]}, "automargin": True},
-            "height": 420,
-            "margin": {"t": 50},
-        }
-        spec = json.dumps([fig["data"], layout]).replace("</", "<\\/")
-        scripts.append(f"Plotly.newPlot('fig{i}', ...{spec}, {{displaylogo: false}});")
+    for heading, svg in _figures(details):
+        parts.append(f"<figure><h2>{html.escape(heading)}</h2>{svg}</figure>")
     page = (
-        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:60em;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:.2em .6em;text-align:right}.fig{margin:1em 0}</style>"
-        f"<script>{_plotly_js()}</script></head><body>"
-        + "".join(parts)
-        + "<script>"
-        + "\n".join(scripts)
-        + "</script></body></html>"
+        "padding:.2em .6em;text-align:right}figure{margin:2em 0}"
+        "figure h2{font-size:1.1em}</style></head><body>" + "".join(parts) + "</body></html>"
     )
     return page.encode("utf-8")
