@@ -217,6 +217,23 @@ class Pipelines:
         ``after``: the ``(started_at, id)`` of the last run already seen (a page cursor)."""
         return self._records.list(pipeline=pipeline, status=status, limit=limit, after=after)
 
+    def run_rows(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        after: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """What :meth:`runs` lists, as stored rows: the listed columns only, JSON columns as
+        their text, and no stale-run sweep (call :meth:`sweep_stale` on your own schedule).
+        For interfaces that pass the rows on without decoding them (the HTTP API)."""
+        return self._records.rows(pipeline=pipeline, status=status, limit=limit, after=after)
+
+    def sweep_stale(self) -> None:
+        """Mark failed every running run whose process died or stopped beating."""
+        self._records.sweep_stale()
+
     def get_run(self, run_id: str) -> Run:
         """One run with its steps; ``run_id`` may be a unique prefix of 4 or more characters."""
         return self._records.get(run_id)

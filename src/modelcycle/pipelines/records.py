@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,12 +22,18 @@ from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.liveness import stale_reason
 from modelcycle.store import MetadataStore, resolve_id, tables
 
-__all__ = ["RUNNING", "RunEnded", "RunRecords", "StepFinish"]
+__all__ = ["LISTED", "RUNNING", "RunEnded", "RunRecords", "StepFinish"]
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CACHED = "cached"
+
+# The columns a run listing shows (no code, environment, host or heartbeat: see one run).
+LISTED = (
+    "id", "pipeline", "status", "failure", "params", "metrics", "datasets", "models",
+    "started_at", "finished_at", "created_by",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +309,25 @@ class RunRecords:
             run = self._load(resolved)
         return run
 
+    def rows(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        after: tuple[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows :meth:`list` reads, as stored (JSON columns as their text), only the
+        columns of ``LISTED``, and without the stale-run sweep: for an interface that passes
+        them on without decoding them and sweeps on its own schedule (the HTTP API)."""
+        self._check_limit(limit)
+        r = tables.runs
+        query = self._listing(
+            select(*(r.c[name] for name in LISTED)), pipeline, status, limit, after
+        )
+        with self._meta.read() as conn:
+            return [dict(zip(LISTED, row, strict=True)) for row in conn.execute(query)]
+
     def list(
         self,
         *,
@@ -313,11 +338,33 @@ class RunRecords:
     ) -> list[Run]:
         """Runs, newest first, without their steps; stale runs are marked failed first.
         ``after`` is the (started_at, id) of the last run of the previous page."""
+        self._check_limit(limit)
+        self.sweep_stale()
+        query = self._listing(select(tables.runs), pipeline, status, limit, after)
+        with self._meta.read() as conn:
+            rows = conn.execute(query).all()
+        return [_to_run(row._mapping, ()) for row in rows]
+
+    def sweep_stale(self) -> None:
+        """Mark failed every running run whose process died or stopped beating."""
+        self._sweep_stale()
+
+    @staticmethod
+    def _check_limit(limit: int | None) -> None:
         if limit is not None and limit < 1:
             raise InvalidInput("must be at least 1", field="limit")
-        self._sweep_stale()
+
+    @staticmethod
+    def _listing(
+        query: Select[Any],
+        pipeline: str | None,
+        status: str | None,
+        limit: int | None,
+        after: tuple[str, str] | None,
+    ) -> Select[Any]:
+        """Runs newest first (``started_at`` then id: the page cursor's key), filtered."""
         r = tables.runs
-        query = select(r).order_by(r.c.started_at.desc(), r.c.id)
+        query = query.order_by(r.c.started_at.desc(), r.c.id)
         if after is not None:
             query = query.where(
                 or_(
@@ -331,9 +378,7 @@ class RunRecords:
             query = query.where(r.c.status == status)
         if limit is not None:
             query = query.limit(limit)
-        with self._meta.read() as conn:
-            rows = conn.execute(query).all()
-        return [_to_run(row._mapping, ()) for row in rows]
+        return query
 
     def find_cached(self, cache_key: str, *, run_id: str | None = None) -> dict[str, Any] | None:
         """The newest step that ended well with ``cache_key`` (within ``run_id`` if given)."""

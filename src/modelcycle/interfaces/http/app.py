@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelcycle._version import __version__
 from modelcycle.interfaces.http.auth import TokenGate
+from modelcycle.interfaces.http.fast import StaleSweep
 from modelcycle.interfaces.http.idempotency import IdempotencyCache
 from modelcycle.interfaces.http.problems import (
     ContentTooLarge,
@@ -47,11 +48,13 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
-    """Limits of one app: the largest model upload, and how often the event stream polls."""
+    """Limits of one app: the largest model upload, how often the event stream polls, the
+    tokens are re-read, and run listings look for runs whose process died."""
 
     max_upload_bytes: int = 512 * 1024 * 1024
     events_poll_seconds: float = 0.25
     token_refresh_seconds: float = 2.0
+    stale_sweep_seconds: float = 5.0
 
 
 def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> FastAPI:
@@ -77,6 +80,7 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
     app.state.settings = settings
     app.state.gate = TokenGate(workspace, refresh_seconds=settings.token_refresh_seconds)
     app.state.idempotency = IdempotencyCache()
+    app.state.stale_sweep = StaleSweep(settings.stale_sweep_seconds)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
 

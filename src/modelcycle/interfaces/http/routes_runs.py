@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import bisect
+from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.http.auth import Reader
-from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of, paged
+from modelcycle.interfaces.http.fast import json_page, run_item
+from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of
 from modelcycle.interfaces.http.schemas import (
     DatasetOut,
     DatasetVersionDetail,
@@ -27,11 +30,10 @@ Name = Annotated[str, Path(min_length=1, max_length=200)]
 RunId = Annotated[str, Path(min_length=4, max_length=64)]
 
 
-@router.get("/runs", tags=["runs"])
+@router.get("/runs", tags=["runs"], response_model=Page[RunOut])
 def list_runs(
     caller: Reader,
     request: Request,
-    response: Response,
     pipeline: Annotated[str | None, Query(max_length=200)] = None,
     status: Literal["running", "succeeded", "failed"] | None = None,
     dataset: Annotated[str | None, Query(max_length=200, description="NAME@VERSION")] = None,
@@ -46,37 +48,51 @@ def list_runs(
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[RunOut]:
+) -> Response:
     """Runs, newest first (as `runs list`), filtered by pipeline, status, data set or model,
     or sorted by a metric (runs without it come last)."""
+    pipelines = caller.ws.pipelines
+    if request.app.state.stale_sweep.due():
+        pipelines.sweep_stale()
 
-    def wanted(r: RunOut) -> bool:
-        return (dataset is None or dataset in r.datasets) and (model is None or model in r.models)
+    def wanted(row: dict[str, Any]) -> bool:
+        # Only these filters need a JSON column decoded; the page shows the stored text.
+        return (dataset is None or dataset in orjson.loads(row["datasets"])) and (
+            model is None or model in orjson.loads(row["models"])
+        )
 
     if sort is not None:
-        metric, descending = sort.lstrip("-"), sort.startswith("-")
-        runs = [RunOut.of(r) for r in caller.ws.pipelines.runs(pipeline=pipeline, status=status)]
-        runs = [r for r in runs if wanted(r)]
-        sign = -1.0 if descending else 1.0
-
-        def key(r: RunOut) -> tuple[int, float, str]:
-            value = r.metrics.get(metric)
-            return (0, sign * value, r.id) if value is not None else (1, 0.0, r.id)
-
-        return page_of(request, response, sorted(runs, key=key), limit, cursor, key)
+        metric, sign = sort.lstrip("-"), -1.0 if sort.startswith("-") else 1.0
+        keyed: list[tuple[tuple[int, float, str], dict[str, Any]]] = []
+        for row in pipelines.run_rows(pipeline=pipeline, status=status):
+            if wanted(row):
+                value = orjson.loads(row["metrics"]).get(metric)
+                k = (0, sign * value, row["id"]) if value is not None else (1, 0.0, row["id"])
+                keyed.append((k, row))
+        keyed.sort(key=lambda kr: kr[0])
+        start = 0
+        after_key = decode_cursor(cursor, arity=3)
+        if after_key is not None:
+            try:
+                marker = (int(after_key[0]), float(after_key[1]), str(after_key[2]))
+            except (TypeError, ValueError):
+                raise InvalidInput("is not a cursor of this list", field="cursor") from None
+            start = bisect.bisect_right([k for k, _ in keyed], marker)
+        window = keyed[start : start + limit + 1]
+        keys = {row["id"]: k for k, row in window}
+        items = [run_item(row) for _, row in window]
+        return json_page(request, items, limit, lambda item: keys[item["id"]])
     after = decode_cursor(cursor, arity=2)
     last = (str(after[0]), str(after[1])) if after is not None else None
-    found: list[RunOut] = []
+    found: list[dict[str, Any]] = []
     # Data set and model filters look inside each run's lists, so pages are read until full.
     while len(found) <= limit:
-        batch = caller.ws.pipelines.runs(
-            pipeline=pipeline, status=status, limit=limit + 1, after=last
-        )
-        found += [r for r in map(RunOut.of, batch) if wanted(r)]
+        batch = pipelines.run_rows(pipeline=pipeline, status=status, limit=limit + 1, after=last)
+        found += [run_item(r) for r in batch if wanted(r)]
         if len(batch) <= limit:
             break
-        last = (batch[-1].started_at, batch[-1].id)
-    return paged(request, response, found, limit, lambda r: (r.started_at, r.id))
+        last = (batch[-1]["started_at"], batch[-1]["id"])
+    return json_page(request, found, limit, lambda r: (r["started_at"], r["id"]))
 
 
 @router.get("/runs/compare", tags=["runs"])
