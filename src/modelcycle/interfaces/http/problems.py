@@ -126,6 +126,7 @@ def _from_modelcycle(exc: ModelcycleError) -> JSONResponse:
             "candidate_score": exc.candidate,
             "champion_score": exc.champion,
             "dataset": exc.dataset,
+            "rows": exc.rows,
         }
     if status >= 500:
         _log.error("%s: %s", type(exc).__name__, exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 from typing import Annotated
@@ -13,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelcycle.errors import Conflict
 from modelcycle.interfaces.http._params import parse_since
 from modelcycle.interfaces.http.auth import Admin, Reader
-from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of, paged
+from modelcycle.interfaces.http.fast import json_page
+from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of
 from modelcycle.interfaces.http.schemas import (
     AuditEventOut,
+    ChainProblemOut,
     TokenCreated,
     TokenOut,
     VerifyOut,
@@ -30,17 +33,16 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/audit/events", tags=["audit"])
+@router.get("/audit/events", tags=["audit"], response_model=Page[AuditEventOut])
 def audit_events(
     caller: Reader,
     request: Request,
-    response: Response,
     subject: Annotated[str | None, Query(max_length=300)] = None,
     action: Annotated[str | None, Query(max_length=100)] = None,
     since: Annotated[str | None, Query(max_length=40, description="30m, 2h, 7d or ISO")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
-) -> Page[AuditEventOut]:
+) -> Response:
     """Audit events, oldest first, with the filters of `audit log`."""
     after = decode_cursor(cursor, arity=1)
     where = AuditFilter(
@@ -50,8 +52,8 @@ def audit_events(
         limit=limit + 1,
         after_seq=int(after[0]) if after is not None else 0,
     )
-    items = [AuditEventOut.of(e) for e in caller.ws.audit.events(where)]
-    return paged(request, response, items, limit, lambda e: (e.seq,))
+    items = [e.as_dict() for e in caller.ws.audit.events(where)]
+    return json_page(request, items, limit, lambda e: (e["seq"],))
 
 
 @router.get("/audit/verify", tags=["audit"])
@@ -64,7 +66,28 @@ def audit_verify(caller: Reader) -> VerifyOut:
         head_seq=report.head.seq,
         head_hash=report.head.hash,
         problem=str(report.problem) if report.problem is not None else None,
+        problems=[ChainProblemOut.model_validate(p.as_dict()) for p in report.unacknowledged],
+        acknowledged=[ChainProblemOut.model_validate(p.as_dict()) for p in report.acknowledged],
     )
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        min_length=1, max_length=10_000, description="What happened and what was done about it."
+    )
+
+
+@router.post("/audit/acknowledge", tags=["audit"], status_code=201)
+def audit_acknowledge(caller: Admin, body: AcknowledgeRequest) -> AuditEventOut:
+    """Acknowledge the breaks verification finds now (as `audit acknowledge`): an
+    ``audit.acknowledged`` event lists them, the compromised mark is lifted and writes resume.
+    409 when there is nothing to acknowledge."""
+    # The actor is the token's name; os_user records the account the server runs as, which
+    # is what the CLI records for whoever typed the command.
+    event = caller.ws.audit.acknowledge(body.note, os_user=getpass.getuser())
+    return AuditEventOut.of(event)
 
 
 @router.get(

@@ -168,7 +168,7 @@ def put_alias(
         etag=alias_etag(result.version), previous=result.previous, moved=result.moved,
         forced=result.forced, first=result.first, metric=result.metric,
         candidate_score=result.candidate_score, champion_score=result.champion_score,
-        dataset=result.dataset,
+        dataset=result.dataset, rows=result.rows, warnings=list(result.warnings),
     )  # fmt: skip
 
 

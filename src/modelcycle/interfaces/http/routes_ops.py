@@ -11,7 +11,7 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelcycle.errors import InvalidInput, ModelcycleError
@@ -227,6 +227,22 @@ def get_check(caller: Reader, check_id: Annotated[int, Path(ge=1, le=2**62)]) ->
     from modelcycle.monitoring.stored import stored_check
 
     return stored_check(caller.ws.metadata, check_id)
+
+
+@router.get(
+    "/monitoring/checks/{check_id}/report",
+    tags=["monitoring"],
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}},
+)
+def check_report(caller: Reader, check_id: Annotated[int, Path(ge=1, le=2**62)]) -> HTMLResponse:
+    """The HTML report of a stored check (one self-contained page, as `monitor drift
+    --report`). Its charts are computed again from the reference and current data sets when
+    both are still stored; otherwise the page shows the stored verdicts and says why."""
+    from modelcycle.monitoring.stored import stored_report_html
+
+    html = stored_report_html(caller.ws.metadata, caller.ws.datasets, check_id)
+    return HTMLResponse(html)
 
 
 @router.get("/monitoring/performance", tags=["monitoring"])

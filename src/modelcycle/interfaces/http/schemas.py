@@ -209,6 +209,11 @@ class PromotionOut(AliasOut):
     candidate_score: float | None
     champion_score: float | None
     dataset: str | None
+    rows: dict[str, Any] | None = Field(
+        default=None,
+        description="The gate's holdout rows: evaluated, excluded, seen in training by role",
+    )
+    warnings: list[str] = Field(default_factory=list)
 
 
 class DeploymentOut(BaseModel):
@@ -303,12 +308,26 @@ class TokenCreated(TokenOut):
     token: str
 
 
+class ChainProblemOut(BaseModel):
+    """A break in the audit chain: which event, what kind, and its fingerprint."""
+
+    seq: int
+    kind: str = Field(description="altered, inserted, missing or truncated")
+    detail: str
+    fingerprint: str
+
+
 class VerifyOut(BaseModel):
+    """``ok`` unless a break nobody acknowledged was found (``problem``, the first of
+    ``problems``); ``acknowledged`` lists the breaks an ``audit.acknowledged`` event covers."""
+
     ok: bool
     events: int
     head_seq: int
     head_hash: str
     problem: str | None
+    problems: list[ChainProblemOut] = Field(default_factory=list)
+    acknowledged: list[ChainProblemOut] = Field(default_factory=list)
 
 
 class WhyOut(BaseModel):
