@@ -34,7 +34,7 @@ def server(
         from modelcycle.interfaces.http import create_app
 
         with ws:
-            uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
+            uvicorn.run(create_app(ws), host=host, port=port, log_level="warning", access_log=False)
         return
     ws.close()
     # Each worker process opens the workspace itself: tell it which one.
@@ -46,4 +46,7 @@ def server(
         port=port,
         workers=workers,
         log_level="warning",
+        # No line per request: at warning level nothing would be printed, but each request
+        # still went through the access logger.
+        access_log=False,
     )
