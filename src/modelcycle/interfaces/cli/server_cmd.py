@@ -32,9 +32,12 @@ def server(
     )
     if workers == 1:
         from modelcycle.interfaces.http import create_app
+        from modelcycle.interfaces.http.app import freeze_heap
 
         with ws:
-            uvicorn.run(create_app(ws), host=host, port=port, log_level="warning", access_log=False)
+            app = create_app(ws)
+            freeze_heap()
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     ws.close()
     # Each worker process opens the workspace itself: tell it which one.

@@ -9,6 +9,7 @@ adds it): browsers on other origins cannot call the API.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from modelcycle.interfaces.http.problems import (
 from modelcycle.interfaces.http.schemas import Health
 from modelcycle.workspace import Workspace
 
-__all__ = ["PREFIX", "ApiSettings", "app_from_environment", "create_app"]
+__all__ = ["PREFIX", "ApiSettings", "app_from_environment", "create_app", "freeze_heap"]
 
 PREFIX = "/api/v1"
 
@@ -170,4 +171,20 @@ class BodyLimit:
 
 def app_from_environment() -> FastAPI:
     """The app for the workspace MODELCYCLE_HOME names (uvicorn's factory in each worker)."""
-    return create_app(Workspace())
+    app = create_app(Workspace())
+    freeze_heap()
+    return app
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (modules, the app, its OpenAPI models) out of the cyclic
+    garbage collector's reach, once a server process has started.
+
+    Each full collection otherwise walks those hundreds of thousands of long-lived objects,
+    a pause of tens to hundreds of milliseconds that lands on whichever requests are in
+    flight: it was most of the API's p99 latency. Objects frozen here are still freed by
+    reference counting; only cycles among them would stay (there are none worth freeing in
+    a process that keeps the app until it exits).
+    """
+    gc.collect()
+    gc.freeze()
