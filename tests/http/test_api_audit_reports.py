@@ -44,7 +44,9 @@ def test_acknowledge_a_tampered_chain_over_http(api: Api) -> None:
         assert event["payload"]["note"] == "restored from backup"
         assert [b["seq"] for b in event["payload"]["breaks"]] == [3]
         after = c.get("/audit/verify").json()
-        assert after["ok"] is True and after["problem"] is None and after["problems"] == []
+        assert after["ok"] is True
+        assert after["problem"] is None
+        assert after["problems"] == []
         assert [(p["seq"], p["kind"]) for p in after["acknowledged"]] == [(3, "altered")]
         # Nothing left to acknowledge: a conflict, as the CLI says.
         again = c.post("/audit/acknowledge", json={"note": "twice"})
@@ -90,7 +92,9 @@ def test_stored_check_report_is_html_with_charts_recomputed_or_said_missing(api:
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/html")
         page = r.text
-        assert "chart-0" in page and '"x"' in page and "Plotly" in page
+        assert "chart-0" in page
+        assert '"x"' in page
+        assert "Plotly" in page
         assert "Charts are not shown" not in page
         r = c.get(f"/monitoring/checks/{unreachable}/report")
         assert r.status_code == 200, r.text

@@ -83,7 +83,8 @@ def test_audit_pages_read_once_each(api: Api) -> None:
                 page = c.get("/audit/events", params={"limit": 2})
                 assert page.status_code == 200
                 body = page.json()
-                assert len(body["items"]) == 2 and body["next"]
+                assert len(body["items"]) == 2
+                assert body["next"]
                 assert set(body["items"][0]) == {
                     "seq", "at", "actor", "action", "subject", "payload", "prev_hash", "hash",
                 }  # fmt: skip
