@@ -220,3 +220,21 @@ def test_runs_sorted_by_a_metric_page_in_order(api: Api) -> None:
     assert len(got) == 25
     assert scored == sorted(scored, reverse=True)
     assert aucs[len(scored) :] == [None] * 5
+
+
+def test_runs_compare_takes_two_to_ten_runs_as_the_cli_does(api: Api) -> None:
+    ids = sorted(_make_runs(api, 11))
+    with api.client("reader") as c:
+        r = c.get("/runs/compare", params={"ids": ",".join(ids[:3])})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["runs"] == ids[:3]
+        assert body["params"]["i"] == [0, 1, 2]
+        assert set(body["holdouts"]) == set(ids[:3])
+        assert body["warnings"] == []
+        for wrong in (ids[:1], ids):  # one run, eleven runs
+            r = c.get("/runs/compare", params={"ids": ",".join(wrong)})
+            assert r.status_code == 400, r.text
+            problem = r.json()
+            assert problem["problems"][0]["field"] == "ids"
+            assert f"got {len(wrong)}" in problem["detail"]

@@ -115,16 +115,22 @@ def test_passing_promotion_moves_the_alias_with_an_etag_and_the_token_as_actor(
     assert [e.actor for e in deleted] == ["operator-bot"]
 
 
-def test_force_needs_admin(credit: Api) -> None:
-    body = {"version": 2, "force": True}
+def test_force_needs_admin_and_a_reason(credit: Api) -> None:
+    body = {"version": 2, "force": True, "reason": "hotfix for INC-42"}
     with credit.client("operator") as c:
         r = c.put("/models/credit/aliases/champion", json=body)
         assert r.status_code == 403
         assert "'admin'" in r.json()["detail"]
     with credit.client("admin") as c:
+        r = c.put("/models/credit/aliases/champion", json={"version": 2, "force": True})
+        assert r.status_code == 400
+        assert r.json()["problems"][0]["field"] == "reason"
         r = c.put("/models/credit/aliases/champion", json=body)
         assert r.status_code == 200
         assert r.json()["forced"] is True
+    moved = credit.ws.audit.events(AuditFilter(action="model.alias_moved"))[-1]
+    assert moved.actor == "admin-bot"
+    assert moved.payload["reason"] == "hotfix for INC-42"
 
 
 def test_if_match_race_one_200_one_412(credit: Api) -> None:
@@ -138,7 +144,7 @@ def test_if_match_race_one_200_one_412(credit: Api) -> None:
             barrier.wait()
             r = c.put(
                 "/models/credit/aliases/champion",
-                json={"version": version, "force": True},
+                json={"version": version, "force": True, "reason": "race"},
                 headers={"If-Match": etag},
             )
             answers.append(r.status_code)

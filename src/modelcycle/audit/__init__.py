@@ -4,7 +4,13 @@ Pure pieces with no database: the store appends what :func:`next_event` builds, 
 transaction as the change it records, and reads events back for :func:`verify_chain`.
 """
 
-from modelcycle.audit.chain import GENESIS, canonical_json, next_event, utc_timestamp
+from modelcycle.audit.chain import (
+    GENESIS,
+    canonical_json,
+    next_event,
+    parse_since,
+    utc_timestamp,
+)
 from modelcycle.audit.compromise import COMPROMISED_KEY, CompromiseFile, refusal
 from modelcycle.audit.export import read_export, write_export
 from modelcycle.audit.head_file import HeadFile
@@ -21,6 +27,7 @@ __all__ = [
     "VerifyReport",
     "canonical_json",
     "next_event",
+    "parse_since",
     "read_export",
     "refusal",
     "utc_timestamp",

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelcycle.entities import AuditEvent, ChainHead
@@ -24,6 +24,7 @@ __all__ = [
     "canonical_json",
     "event_hash",
     "next_event",
+    "parse_since",
     "utc_timestamp",
     "validate_action",
 ]
@@ -50,6 +51,29 @@ def utc_timestamp(now: datetime | None = None) -> str:
     """ISO 8601 UTC with microseconds and a 'Z': fixed width, sorts as text."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str, *, field: str = "since") -> str:
+    """``30m``, ``2h``, ``7d`` ago, or an ISO 8601 time, as :func:`utc_timestamp` text: what the
+    CLI's ``--since`` and the API's ``since`` take to filter the log."""
+    match = _RELATIVE.match(value.strip())
+    if match:
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        return utc_timestamp(datetime.now(UTC) - delta)
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{value!r} is not a time; expected e.g. 30m, 2h, 7d or 2026-11-29T10:00:00Z",
+            field=field,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return utc_timestamp(moment)
 
 
 def validate_action(action: str) -> str:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelcycle.audit import parse_since
 from modelcycle.errors import Conflict
-from modelcycle.interfaces.http._params import parse_since
 from modelcycle.interfaces.http.auth import Admin, Reader
 from modelcycle.interfaces.http.fast import json_page
 from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of

@@ -30,6 +30,7 @@ from modelcycle.interfaces.http.schemas import (
     ModelVersionOut,
     PromotionOut,
 )
+from modelcycle.registry import DEFAULT_MIN_ROWS
 
 __all__ = ["router"]
 
@@ -53,6 +54,12 @@ class AliasMove(BaseModel):
     on: str | None = Field(None, max_length=200, description="Holdout DATASET@VERSION")
     target: str | None = Field(None, max_length=200, description="The holdout's label column")
     force: bool = Field(False, description="Skip the gate (admin only; audited as forced)")
+    reason: str | None = Field(
+        None, max_length=2000, description="Why (required with force; kept in the audit events)"
+    )
+    min_rows: int = Field(
+        DEFAULT_MIN_ROWS, ge=1, le=10**9, description="Fewest holdout rows neither model trained on"
+    )
 
 
 def alias_etag(version: int) -> str:
@@ -152,6 +159,9 @@ def put_alias(
     """Promote: move the alias through the gate (409 with both scores when refused)."""
     if body.force and caller.role != "admin":
         raise Forbidden(f"token {caller.token_id} has role {caller.role!r}; force needs 'admin'")
+    if body.force and not (body.reason or "").strip():
+        # As `models promote --force` demands --reason: a skipped gate is always explained.
+        raise InvalidInput("force skips the gate: say why in 'reason'", field="reason")
     result = caller.ws.registry.promote(
         f"{name}/{body.version}",
         alias,
@@ -161,6 +171,8 @@ def put_alias(
         target=body.target,
         force=body.force,
         if_version=_expected(if_match),
+        min_rows=body.min_rows,
+        reason=body.reason,
     )
     response.headers["ETag"] = alias_etag(result.version)
     return PromotionOut(

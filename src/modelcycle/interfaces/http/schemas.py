@@ -111,6 +111,9 @@ class RunComparisonOut(BaseModel):
     runs: list[str]
     params: dict[str, list[Any]]
     metrics: dict[str, list[float | None]]
+    # Per run id: the holdout data set versions its metrics came from (ref, sha256).
+    holdouts: dict[str, list[dict[str, str | None]]]
+    warnings: list[str]
 
 
 class DatasetVersionOut(BaseModel):
