@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -46,13 +47,15 @@ def test_the_demo_runs_the_loop_and_its_audit_chain_verifies(tmp_path: Path) -> 
         assert drift, "the schedule never detected the drift"
     assert "<html" in (root / "drift-report.html").read_text()[:2000].lower()
 
-    _server_lists_the_demo_models(root)
+    # The demo ends with the way into the console: `modelcycle server` and a reader token.
+    assert "modelcycle server" in out
+    tokens = re.findall(r"reader token\s+(mc_[A-Za-z0-9_-]+)", out)
+    assert len(tokens) == 1, out[-600:]
+    _server_lists_the_demo_models(root, tokens[0])
 
 
-def _server_lists_the_demo_models(root: Path) -> None:
-    """What README says to do after `make demo`: a token, `modelcycle server`, list models."""
-    created = run_cli("tokens", "create", "readme", "--role", "reader", cwd=root, check=True)
-    token = created.stdout.strip().splitlines()[-1].strip()
+def _server_lists_the_demo_models(root: Path, token: str) -> None:
+    """What the demo's last line says to do: `modelcycle server`, then list the models."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

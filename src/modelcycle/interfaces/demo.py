@@ -24,6 +24,7 @@ from rich.table import Table
 
 from modelcycle.automations import Worker
 from modelcycle.errors import ModelcycleError
+from modelcycle.store.tokens import TokenStore
 from modelcycle.workspace import Workspace, init_workspace
 
 __all__ = ["DemoFailed", "run_demo"]
@@ -142,12 +143,18 @@ def run_demo(path: Path, console: Console, *, rows: int = 6000, every: str = "5s
                 ws.deploy.stop(d.endpoint)
         say("deployments stopped")
     _timeline(ws, console)
+    # A reader token to look around in the console; only its hash is stored, as for any token.
+    _, reader_token = TokenStore(ws.metadata, ws.actor).create("demo-reader", "reader")
     report = ws.audit.verify()
     if not report.ok:
         raise DemoFailed(f"the audit chain does not verify: {report.problem}")
     say(
         f"[green]audit chain verified[/]: {report.events} events, head {report.head.hash[:16]}; "
         f"workspace left in {ws.root}"
+    )
+    say(
+        f"console and API: [bold]cd {ws.root} && modelcycle server[/], then open "
+        f"[bold]http://127.0.0.1:8765/[/] and sign in with the reader token {reader_token}"
     )
     ws.close()
 
