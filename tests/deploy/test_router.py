@@ -144,7 +144,9 @@ def test_router_forwards_everything_and_keeps_its_port(dws: Workspace) -> None:
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     assert wait_gone(pid)
-    with pytest.raises(urllib.error.URLError):
+    # Refused, or reset when another program on this busy machine took the free port meanwhile:
+    # either way the endpoint does not answer.
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{url}/v2/health/ready", timeout=5)
     again = dws.deploy("credit/2", endpoint="front")
     assert again.url == url
