@@ -55,9 +55,7 @@ def _load(metadata: MetadataStore, check_id: int) -> tuple[Any, dict[str, Any]]:
 def _check_from(row: Any, result: dict[str, Any]) -> DriftCheck:
     """The :class:`DriftCheck` a stored row describes; NotFound when it was stored without
     its per-column verdicts (it cannot be shown)."""
-    if not isinstance(result.get("columns"), list) or not isinstance(
-        result.get("reference"), dict
-    ):
+    if not isinstance(result.get("columns"), list) or not isinstance(result.get("reference"), dict):
         raise NotFound(
             f"drift check {row.id} was stored without its per-column results; "
             "its report cannot be rebuilt (run the check again)"
