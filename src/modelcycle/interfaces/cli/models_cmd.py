@@ -14,7 +14,6 @@ from modelcycle.audit.chain import canonical_json
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
 from modelcycle.interfaces.cli._evaluation_view import print_evaluation
-from modelcycle.registry import DEFAULT_MIN_ROWS, version_evaluation
 
 app = typer.Typer(
     help="The model registry: versions, aliases, promotion, lineage.", no_args_is_help=True
@@ -89,6 +88,8 @@ def show(
             if d.model_name == mv.name and d.model_version == mv.version
         ]
         # The training run's evaluation artifacts linked to the version (hash-checked).
+        from modelcycle.registry import version_evaluation  # a stage: loaded when used
+
         evaluation = version_evaluation(ws.artifacts, mv)
         notes = [n.as_dict() for n in ws.registry.notes(mv.ref)]
     data = {**lineage.as_dict(), "deployments": deployed, "evaluation": evaluation, "notes": notes}
@@ -150,11 +151,13 @@ def promote(
         None, "--reason", help="Why (required with --force); kept in the audit events."
     ),
     trust: bool = typer.Option(False, "--trust", help="Trust pickle models while scoring."),
-    min_rows: int = typer.Option(
-        DEFAULT_MIN_ROWS,
+    # No default here: naming the registry's DEFAULT_MIN_ROWS would load the registry at every
+    # command's start (the CLI loads a stage only when a command uses it).
+    min_rows: int | None = typer.Option(
+        None,
         "--min-rows",
         help="Refuse when fewer holdout rows than this are left once the rows either model "
-        "trained on are taken out.",
+        "trained on are taken out [default: 50].",
     ),
 ) -> None:
     """Move an alias to the candidate if it scores at least as well as the current holder."""
@@ -174,8 +177,8 @@ def promote(
             target=target,
             force=force,
             trust=trust,
-            min_rows=min_rows,
             reason=reason,
+            **({} if min_rows is None else {"min_rows": min_rows}),
         )
     label = f"{escape(result.name)}@{escape(result.alias)}"
     if result.metric is not None:

@@ -15,7 +15,6 @@ from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, err_console, open_workspace
 from modelcycle.interfaces.cli._evaluation_view import print_evaluation, run_evaluation
-from modelcycle.pipelines import parse_hyperparam as parse_value
 
 pipeline_app = typer.Typer(help="Run pipelines and resume failed runs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Pipeline runs: list, show, compare, logs.", no_args_is_help=True)
@@ -58,7 +57,9 @@ def train(
     no_cache: bool = typer.Option(False, "--no-cache", help="Execute every step."),
 ) -> None:
     """Train, evaluate and register a model with the built-in tabular trainer."""
-    hyperparams = {k: parse_value(v) for k, v in _pairs(param, "--param").items()}
+    from modelcycle.pipelines import parse_hyperparam  # a stage: loaded when used
+
+    hyperparams = {k: parse_hyperparam(v) for k, v in _pairs(param, "--param").items()}
     with open_workspace() as ws:
         result = ws.pipelines.train(
             data,
