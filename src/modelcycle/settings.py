@@ -9,9 +9,9 @@ from __future__ import annotations
 import getpass
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -20,9 +20,12 @@ from modelcycle.errors import InvalidInput, NotFound
 __all__ = [
     "CONFIG_FILE",
     "STATE_DIR",
+    "SectionModel",
     "Settings",
     "find_workspace_root",
     "load_settings",
+    "parse_section",
+    "section_error",
 ]
 
 STATE_DIR = ".modelcycle"
@@ -132,3 +135,62 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+# -- Sections of modelcycle.toml: one pydantic model each, one error line each ------------------
+# Each part that owns a section declares a ``SectionModel`` next to its code and reads it with
+# ``parse_section``, so every bad value reaches the user as ``InvalidInput`` (exit 2, HTTP 400)
+# naming ``section.key`` and what was expected, never as a pydantic traceback.
+
+
+T = TypeVar("T")
+
+
+class SectionModel(BaseModel):
+    """Base of a ``modelcycle.toml`` section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def parse_section(config: Mapping[str, Any], name: str, model: type[T] | Any) -> T:
+    """Validate the section ``name`` (dotted for nested tables) of ``config`` as ``model``.
+
+    ``model`` is a pydantic model or any type pydantic accepts (``list[Model]`` for an array
+    of tables such as ``[[notify]]``). A missing section validates as ``{}`` (or ``[]`` for a
+    list type); a bad one raises :class:`InvalidInput` whose field is ``section.key``.
+    """
+    from pydantic import TypeAdapter
+
+    raw: Any = config
+    for part in name.split("."):
+        raw = raw.get(part) if isinstance(raw, Mapping) else None
+    if raw is None:
+        raw = [] if getattr(model, "__origin__", None) is list else {}
+    try:
+        return TypeAdapter(model).validate_python(raw)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        fields = getattr(model, "model_fields", None)
+        raise section_error(exc, name, list(fields or ())) from None
+
+
+def section_error(exc: ValidationError, section: str, known: Sequence[str] = ()) -> InvalidInput:
+    """The first problem of ``exc`` as one line: ``modelcycle.toml section.key: expected ...``.
+
+    ``known`` lists the section's keys, named in the message when a key is unknown.
+    """
+    first = exc.errors()[0]
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    field = f"{CONFIG_FILE} {section}{path}"
+    if first["type"] == "extra_forbidden":
+        message = "unknown key" + (f" (expected one of: {', '.join(known)})" if known else "")
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = f"expected {_lower_first(first['msg'].removeprefix('Input should be '))}"
+        if "got" not in message and not isinstance(first.get("input"), dict | list):
+            message += f", got {first['input']!r}"
+    return InvalidInput(message, field=field)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
