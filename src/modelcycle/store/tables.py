@@ -40,6 +40,8 @@ __all__ = [
     "model_notes",
     "model_versions",
     "prediction_log",
+    "promotion_approvals",
+    "promotion_requests",
     "registered_models",
     "run_steps",
     "runs",
@@ -182,6 +184,42 @@ model_notes = Table(
     Column("author", String(200), nullable=False),
     Column("at", String(32), nullable=False),
     Index("ix_model_notes_name_version", "name", "version"),
+)
+
+# Promotion requests (migration 0013): an alias move waiting for approvals under a policy.
+promotion_requests = Table(
+    "promotion_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("alias", String(100), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("state", String(20), nullable=False),
+    Column("approvals_needed", Integer, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("gate", Text, nullable=True),
+    Column("forced", Boolean, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("origin", Text, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=True),
+    Column("decided_by", String(200), nullable=True),
+    Column("decided_at", String(32), nullable=True),
+    Column("comment", Text, nullable=True),
+    Index("ix_promotion_requests_state_requested", "state", "requested_at"),
+    Index("ix_promotion_requests_name_alias", "name", "alias"),
+)
+
+# One row per approver of a request: the same person approving twice counts once.
+promotion_approvals = Table(
+    "promotion_approvals",
+    metadata,
+    Column("request_id", String(32), ForeignKey("promotion_requests.id"), primary_key=True),
+    Column("approver", String(200), primary_key=True),
+    Column("at", String(32), nullable=False),
+    Column("comment", Text, nullable=True),
 )
 # -- end registry ------------------------------------------------------------------------------
 
