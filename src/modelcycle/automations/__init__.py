@@ -10,6 +10,8 @@ from typing import Any
 from modelcycle.automations.actions import ACTIONS, Stages
 from modelcycle.automations.backfill import BackfillItem, find_rule, plan_backfill, run_backfill
 from modelcycle.automations.dispatch import Dispatcher
+from modelcycle.automations.notifications import NOTIFY_KIND, Notifications, delivery_policy
+from modelcycle.automations.notify_config import load_notification_config
 from modelcycle.automations.queue import JOB_STATES, JobQueue
 from modelcycle.automations.rules import KNOWN_EVENTS, Rule, load_rules
 from modelcycle.automations.schedules import (
@@ -32,6 +34,7 @@ __all__ = [
     "BackfillItem",
     "Dispatcher",
     "JobQueue",
+    "Notifications",
     "Rule",
     "Schedule",
     "Scheduler",
@@ -62,8 +65,16 @@ class Automations:
         self._stages = stages
         self._config = config
         settings = config.get("automations", {})
+        # [[notify]], [smtp], [notifications], [audit] verify_every: checked here, once.
+        notify = load_notification_config(config)
         self.queue = JobQueue(
-            metadata, actor, backoff_seconds=float(settings.get("backoff_seconds", 5.0))
+            metadata,
+            actor,
+            backoff_seconds=float(settings.get("backoff_seconds", 5.0)),
+            retry_policies={NOTIFY_KIND: delivery_policy(notify.settings)},
+        )
+        self.notifications = Notifications(
+            metadata, self.queue, actor, notify, config_path=root / CONFIG_FILE
         )
 
     @property
@@ -101,9 +112,10 @@ class Automations:
 
     def scheduler(self, *, clock: Callable[[], float] = time.time) -> Scheduler:
         """Schedules and watched sources from modelcycle.toml."""
+        verify = self.notifications.schedule()
         return Scheduler(
             self.queue,
-            load_schedules(self._config, ACTIONS),
+            [*load_schedules(self._config, ACTIONS), *([verify] if verify else [])],
             load_sources(self._config),
             root=self._root,
             clock=clock,
@@ -116,10 +128,11 @@ class Automations:
         return Worker(
             self.queue,
             self.dispatcher(),
-            ACTIONS,
+            {**ACTIONS, **self.notifications.actions()},
             self._stages,
             name=name,
             lease_seconds=lease_seconds,
             poll_seconds=poll_seconds,
             scheduler=self.scheduler(),
+            notifications=self.notifications,
         )

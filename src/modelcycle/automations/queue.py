@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,10 @@ from modelcycle.entities import Job
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.store import MetadataStore, tables
 
-__all__ = ["JOB_STATES", "JobQueue"]
+__all__ = ["JOB_STATES", "JobQueue", "RetryPolicy"]
+
+# Seconds until a failed job's next attempt, or None to give up (dead); per job kind.
+RetryPolicy = Callable[[Job], float | None]
 
 JOB_STATES = ("queued", "running", "succeeded", "dead", "cancelled")
 _LOG_LIMIT = 20_000  # characters of log kept per job (the tail)
@@ -46,11 +49,17 @@ class JobQueue:
     """Enqueue, claim, finish, retry and cancel jobs. Constructing it does no I/O."""
 
     def __init__(
-        self, metadata: MetadataStore, actor: str, *, backoff_seconds: float = 5.0
+        self,
+        metadata: MetadataStore,
+        actor: str,
+        *,
+        backoff_seconds: float = 5.0,
+        retry_policies: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
         self._meta = metadata
         self._actor = actor
         self._backoff = backoff_seconds
+        self._policies = dict(retry_policies or {})
 
     # -- producing --------------------------------------------------------------------------
 
@@ -204,8 +213,11 @@ class JobQueue:
     def fail(self, job: Job, owner: str, error: str, log: str = "") -> Job:
         """Retry later with exponential backoff, or give up (dead, event ``job.failed``)."""
         current = self.get(job.id)
+        delay: float | None = None
         if current.attempts < current.max_attempts:
-            delay = self._backoff * 2 ** (current.attempts - 1)
+            policy = self._policies.get(current.kind)
+            delay = policy(current) if policy else self._backoff * 2 ** (current.attempts - 1)
+        if delay is not None:
             return self._finish(
                 job, owner, "job.retrying", state="queued", error=error, log=log,
                 run_after=_later(delay), extra={"retry_in_s": delay},
@@ -306,14 +318,18 @@ class JobQueue:
             raise InvalidInput(f"{job_id!r} matches {len(rows)} jobs; give more of it", field="job")
         return _to_job(rows[0])
 
-    def list(self, *, state: str | None = None, limit: int = 50) -> list[Job]:
-        """Jobs, newest first."""
+    def list(
+        self, *, state: str | None = None, limit: int = 50, kind: str | None = None
+    ) -> list[Job]:
+        """Jobs (of one ``kind``, if given), newest first."""
         if state is not None and state not in JOB_STATES:
             raise InvalidInput(f"expected one of {', '.join(JOB_STATES)}", field="state")
         t = tables.jobs
         query = select(t).order_by(t.c.created_at.desc(), t.c.id).limit(limit)
         if state is not None:
             query = query.where(t.c.state == state)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
         with self._meta.read() as conn:
             return [_to_job(r) for r in conn.execute(query).all()]
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from modelcycle.automations.actions import Action, Stages
 from modelcycle.automations.dispatch import Dispatcher
+from modelcycle.automations.notifications import Notifications
 from modelcycle.automations.queue import JobQueue
 from modelcycle.automations.schedules import Scheduler
 from modelcycle.capture import capture_output
@@ -39,8 +40,10 @@ class Worker:
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         scheduler: Scheduler | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self._scheduler = scheduler
+        self._notifications = notifications
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._queue = queue
         self._dispatcher = dispatcher
@@ -88,6 +91,8 @@ class Worker:
         if self._scheduler is not None:
             self._scheduler.tick()
         self._dispatcher.dispatch(self._stages.audit)
+        if self._notifications is not None:
+            self._notifications.dispatch(self._stages.audit)
         job = self._queue.claim(self.name, lease_seconds=self._lease)
         if job is None:
             return None
