@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from modelcycle.pipelines import Pipelines
     from modelcycle.registry import ModelRegistry
     from modelcycle.scoring.batch import BatchScoring
+    from modelcycle.store.keys import Keys
 
 __all__ = ["Workspace", "init_workspace"]
 
@@ -118,6 +119,15 @@ class Workspace:
             self.actor,
             compromise=self._compromise_file(),
         )
+
+    @property
+    def keys(self) -> Keys:
+        """Signing keys (``.modelcycle/keys`` or named in modelcycle.toml), use audited."""
+        from modelcycle.audit.keys import KeyRing
+        from modelcycle.store.keys import Keys
+
+        ring = KeyRing(self.settings.state_dir / "keys", self.settings.config, root=self.root)
+        return Keys(self.metadata, ring, self.actor, root=self.root)
 
     # -- stage facades: each stage adds one lazily built property below ----------------------
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from modelcycle.audit import read_export, verify_chain
 from modelcycle.audit.chain import canonical_json
 from modelcycle.audit.verify import VerifyReport
+from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.interfaces.cli._context import console, err_console, open_workspace, parse_since
 from modelcycle.store import AuditFilter
 
@@ -85,8 +86,22 @@ def verify(
     file: Path | None = typer.Option(
         None, "--file", help="Verify an export file offline instead of the workspace."
     ),
+    public_key: Path | None = typer.Option(
+        None,
+        "--public-key",
+        help="With --file: also check the export's signature (FILE.dsse.json) with this PEM "
+        "public key, before the chain.",
+    ),
+    signature: Path | None = typer.Option(
+        None, "--signature", help="With --public-key: the DSSE envelope (default FILE.dsse.json)."
+    ),
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first altered, inserted or missing event."""
+    if public_key is not None:
+        if file is None:
+            raise InvalidInput("give the export to check with --file", field="--file")
+        _verify_signed(file, public_key, signature)
+        return
     if file is not None:
         events, anchors = read_export(file)
         report = verify_chain(events, anchors)
@@ -98,6 +113,29 @@ def verify(
     _print_report(report, where, workspace=file is None)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _verify_signed(file: Path, public_key: Path, signature: Path | None) -> None:
+    from modelcycle.audit.keys import load_public_key
+    from modelcycle.audit.signed_export import verify_signed_export
+
+    if not public_key.is_file():
+        raise NotFound(f"no public key file {public_key}")
+    key = load_public_key(public_key.read_bytes(), field=str(public_key))
+    result = verify_signed_export(file, key, signature=signature)
+    if not result.ok:
+        err_console.print(f"[bold red]FAILED[/]: {escape(str(file))}: {escape(str(result.reason))}")
+        raise typer.Exit(1)
+    assert result.chain is not None
+    signer = result.predicate.get("signer", {})
+    console.print(
+        f"[green]OK[/]: signature by key {escape(str(signer.get('key')))} "
+        f"({escape(str(signer.get('fingerprint')))}), "
+        f"signed {escape(str(result.predicate.get('signed_at')))} "
+        f"by {escape(str(signer.get('actor')))}; {result.chain.events} event(s) verified; "
+        f"head {result.chain.head.seq} {result.chain.head.hash}",
+        highlight=False,
+    )
 
 
 def _print_report(report: VerifyReport, where: str, *, workspace: bool = False) -> None:
@@ -133,11 +171,29 @@ def acknowledge(
 
 
 @app.command("export")
-def export(file: Path = typer.Argument(..., help="JSON lines file to write.")) -> None:
+def export(
+    file: Path = typer.Argument(..., help="JSON lines file to write."),
+    sign: bool = typer.Option(
+        False, "--sign", help="Also write FILE.dsse.json: a DSSE signature of the export."
+    ),
+    key: str | None = typer.Option(None, "--key", help="With --sign: the key's name."),
+) -> None:
     """Write every event plus the chain head as JSON lines, verifiable offline."""
     with open_workspace() as ws:
+        if sign:
+            ws.keys.load(key)  # a missing or unsafe key fails before anything is written
         count = ws.audit.export(file)
+        if sign:
+            sig, body = ws.keys.sign_export(file, key)
     console.print(f"Exported {count} event(s) to {file}")
+    if sign:
+        signer = body["predicate"]["signer"]
+        console.print(
+            f"Signed with key {escape(signer['key'])} ({signer['fingerprint']}): "
+            f"{escape(str(sig))}\n"
+            f"verify: modelcycle audit verify --file {escape(str(file))} --public-key KEY.pub",
+            highlight=False,
+        )
 
 
 @app.command("note")

@@ -32,6 +32,7 @@ from modelcycle.interfaces.cli import (
     data_cmd,
     demo_cmd,
     deploy_cmd,
+    keys_cmd,
     models_cmd,
     monitor_cmd,
     pipeline_cmd,
@@ -105,6 +106,7 @@ app.add_typer(predictions_cmd.app, name="predictions")
 app.command("bundle")(deploy_cmd.bundle)
 app.command("deploy")(deploy_cmd.deploy)
 app.add_typer(deploy_cmd.deployments_app, name="deployments")
+app.add_typer(keys_cmd.app, name="keys")
 
 
 def exit_code_for(error: ModelcycleError) -> int:
