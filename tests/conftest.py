@@ -16,6 +16,7 @@ import pytest
 
 from _cli import run_cli
 from _pg import PostgresServer, start_server
+from _s3 import S3Server, moto_server
 from modelcycle import Workspace, init_workspace
 
 _counter = itertools.count()
@@ -35,6 +36,13 @@ def pg_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """An S3 server (moto) on 127.0.0.1 for the session; tests take a bucket with new_bucket()."""
+    with moto_server() as server:
+        yield server
 
 
 def _new_database(server: PostgresServer) -> str:

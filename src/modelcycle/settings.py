@@ -96,7 +96,12 @@ def load_settings(
     store = config.get("store", {})
     if not isinstance(store, dict):
         raise InvalidInput("must be a table", field=f"{CONFIG_FILE} [store]")
-    artifacts = env.get("MODELCYCLE_ARTIFACTS") or store.get("artifacts") or ""
+    artifacts = (
+        env.get("MODELCYCLE_ARTIFACTS_URL")
+        or env.get("MODELCYCLE_ARTIFACTS")
+        or store.get("artifacts")
+        or ""
+    )
     values: dict[str, Any] = {
         "root": root,
         "db_url": env.get("MODELCYCLE_DB_URL") or store.get("db_url") or default_db_url(root),

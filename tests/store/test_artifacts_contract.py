@@ -1,4 +1,4 @@
-"""The contract every artifact store backend must pass (local folder, in-memory fake)."""
+"""The contract every artifact store backend must pass (local folder, in-memory fake, S3)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from modelcycle import IntegrityError, InvalidInput, NotFound
 from modelcycle.store import ArtifactStore, open_artifact_store
 from modelcycle.store.local_artifacts import LocalArtifactStore
 from modelcycle.store.memory_artifacts import MemoryArtifactStore
+from modelcycle.store.s3_artifacts import S3ArtifactStore
 
 
 def _corrupt_local(store: ArtifactStore, sha: str) -> None:
@@ -32,13 +33,31 @@ def _corrupt_memory(store: ArtifactStore, sha: str) -> None:
     store.blobs[sha] = bytes(data)
 
 
+def _corrupt_s3(store: ArtifactStore, sha: str) -> None:
+    # Rewrites the object in place through the S3 API, as a faulty disk or a careless
+    # operator with bucket write access would.
+    assert isinstance(store, S3ArtifactStore)
+    key = store.key(sha)
+    data = bytearray(store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0x01
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=bytes(data))
+
+
 Backend = tuple[ArtifactStore, Callable[[ArtifactStore, str], None]]
 
 
-@pytest.fixture(params=["local", "memory"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@pytest.fixture(params=["local", "memory", "s3"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
     if request.param == "local":
         return open_artifact_store(str(tmp_path / "blobs")), _corrupt_local
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        bucket = server.new_bucket()
+        return open_artifact_store(f"s3://{bucket}/team/artifacts"), _corrupt_s3
     return open_artifact_store(f"memory://{tmp_path.name}"), _corrupt_memory
 
 
@@ -149,7 +168,7 @@ def test_concurrent_puts_of_the_same_content(backend: Backend) -> None:
 
 
 def test_unknown_scheme_lists_valid_ones() -> None:
-    with pytest.raises(InvalidInput, match=r"file://.*memory://"):
+    with pytest.raises(InvalidInput, match=r"file://.*memory://.*s3://"):
         open_artifact_store("gopher://host/bucket")
 
 

@@ -196,11 +196,13 @@ class _VerifyingReader(io.RawIOBase):
 _BACKENDS: dict[str, str] = {
     "file": "modelcycle.store.local_artifacts:from_url",
     "memory": "modelcycle.store.memory_artifacts:from_url",
+    "s3": "modelcycle.store.s3_artifacts:from_url",
 }
 
 
 def open_artifact_store(url: str) -> ArtifactStore:
-    """The store for ``url``: a local path or ``file://``, or ``memory://NAME`` (tests)."""
+    """The store for ``url``: a local path or ``file://``, ``s3://bucket/prefix``, or
+    ``memory://NAME`` (tests)."""
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     target = _BACKENDS.get(scheme)
     if target is None:
