@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from modelcycle.deploy import DeployService
     from modelcycle.monitoring import Monitoring
     from modelcycle.pipelines import Pipelines
-    from modelcycle.registry import ModelRegistry
+    from modelcycle.registry import ModelRegistry, PromotionApprovals
     from modelcycle.scoring.batch import BatchScoring
     from modelcycle.store.keys import Keys
 
@@ -142,9 +142,24 @@ class Workspace:
     def registry(self) -> ModelRegistry:
         """The model registry: register, get, load, aliases, promotion, lineage."""
         # Imported here so that commands which never touch models skip loading numpy/pyarrow.
-        from modelcycle.registry import ModelRegistry
+        from modelcycle.registry import (
+            ModelRegistry,
+            PromotionApprovals,
+            load_promotion_policies,
+        )
 
-        return ModelRegistry(self.metadata, self.artifacts, self.actor, self.datasets)
+        registry = ModelRegistry(self.metadata, self.artifacts, self.actor, self.datasets)
+        # [promotion.*] policies: an alias move that needs approvals becomes a request.
+        policies = load_promotion_policies(self.settings.config)
+        registry.approvals = PromotionApprovals(self.metadata, registry, self.actor, policies)
+        return registry
+
+    @property
+    def approvals(self) -> PromotionApprovals:
+        """Promotion requests under [promotion.*] policies: list, get, approve, reject, cancel."""
+        approvals = self.registry.approvals
+        assert approvals is not None  # set by the registry property above
+        return approvals
 
     @cached_property
     def datasets(self) -> DatasetCatalog:

@@ -4,6 +4,17 @@ Other parts use the registry only through the names exported here.
 """
 
 from modelcycle.registry.alias_moves import alias_of_ref, move_alias_back
+from modelcycle.registry.approval_policy import (
+    PromotionPolicies,
+    PromotionPolicy,
+    load_promotion_policies,
+)
+from modelcycle.registry.approvals import (
+    Approval,
+    PromotionApprovals,
+    PromotionRequest,
+    request_origin,
+)
 from modelcycle.registry.errors import (
     ColumnProblem,
     PromotionRefused,
@@ -20,6 +31,7 @@ from modelcycle.registry.signature import ColumnSpec, OutputSpec, Signature, enf
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
+    "Approval",
     "ColumnProblem",
     "ColumnSpec",
     "Lineage",
@@ -28,7 +40,11 @@ __all__ = [
     "ModelRef",
     "ModelRegistry",
     "OutputSpec",
+    "PromotionApprovals",
+    "PromotionPolicies",
+    "PromotionPolicy",
     "PromotionRefused",
+    "PromotionRequest",
     "PromotionResult",
     "Signature",
     "SignatureMismatch",
@@ -38,8 +54,10 @@ __all__ = [
     "encode_row_hashes",
     "enforce",
     "get_flavor",
+    "load_promotion_policies",
     "move_alias_back",
     "parse_model_ref",
+    "request_origin",
     "row_hashes",
     "version_evaluation",
 ]

@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,14 +31,15 @@ from modelcycle.names import validate_name
 from modelcycle.registry._metrics import Metric, default_metric, get_metric
 from modelcycle.registry.errors import PromotionRefused, UntrustedModel
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
-from modelcycle.registry.flavors.pickle_trusted import require_trust
-from modelcycle.registry.flavors.sklearn_skops import SklearnSkopsFlavor
 from modelcycle.registry.gate import DEFAULT_MIN_ROWS, select_unseen_rows, too_few_rows
 from modelcycle.registry.loaded import LoadedModel
 from modelcycle.registry.notes import RegistryNotes, check_text
 from modelcycle.registry.refs import LATEST, ModelRef, parse_model_ref
 from modelcycle.registry.signature import Signature, enforce, to_arrow
 from modelcycle.store import ArtifactStore, MetadataStore, tables
+
+if TYPE_CHECKING:
+    from modelcycle.registry.approvals import PromotionApprovals
 
 __all__ = ["Lineage", "ModelRegistry", "PromotionResult"]
 
@@ -65,6 +66,8 @@ class PromotionResult:
     # the gate's rows: holdout, evaluated, excluded, seen_in_training by role, unchecked
     rows: dict[str, Any] | None = None
     warnings: builtins.list[str] = field(default_factory=builtins.list)
+    # set when a promotion policy turned the move into a request (registry/approvals.py)
+    request: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,9 @@ class Lineage:
 class ModelRegistry(RegistryNotes):
     """Registered models of one workspace. Constructing it touches nothing."""
 
+    # Set by the workspace: under a [promotion.*] policy an alias move becomes a request.
+    approvals: PromotionApprovals | None = None
+
     def __init__(
         self,
         metadata: MetadataStore,
@@ -138,10 +144,9 @@ class ModelRegistry(RegistryNotes):
         if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 64):
             raise InvalidInput("must be text of 1 to 64 characters", field="run_id")
         flv = get_flavor(flavor) if flavor is not None else detect_flavor(model)
-        if flv.name == "pickle":
-            require_trust(trust, "a model stored as pickle")
+        flv.check_trust(trust, "a model")
         blob = flv.save(model)
-        if isinstance(flv, SklearnSkopsFlavor) and not trust:
+        if not trust:
             # Refuse now, not at load time: a version nobody can load safely is no use.
             refused = flv.untrusted_types(blob)
             if refused:
@@ -162,7 +167,8 @@ class ModelRegistry(RegistryNotes):
             requirements=flv.requirements(model),
             metrics=_check_metrics(metrics or {}),
             params=_check_json(dict(params or {}), "params"),
-            tags=_check_tags(tags or {}),
+            # The flavor's own tags (e.g. a python-model's code_sha256) cannot be overridden.
+            tags={**_check_tags(tags or {}), **flv.version_tags(model)},
             datasets=self._resolve_datasets(datasets),
             run_id=run_id,
             example_sha256=example_sha,
@@ -177,7 +183,7 @@ class ModelRegistry(RegistryNotes):
         trust: bool = False,
         **kwargs: Any,
     ) -> ModelVersion:
-        """Register a model saved in a file (skops, ONNX or, with ``trust``, pickle)."""
+        """Register a model saved in a file of the flavor's format (see ``file_extension``)."""
         flv = get_flavor(flavor)
         try:
             with open(path, "rb") as fh:
@@ -186,15 +192,11 @@ class ModelRegistry(RegistryNotes):
             raise NotFound(f"no such file: {path}") from None
         except IsADirectoryError:
             raise InvalidInput("is a folder, expected a model file", field=str(path)) from None
-        if flv.name == "onnx":
-            import onnx
-
-            try:
-                model: Any = onnx.load_model_from_string(data)
-            except Exception as exc:  # onnx raises DecodeError and others for a foreign file
-                raise InvalidInput(f"not an ONNX model ({exc})", field=str(path)) from exc
-        else:
-            model = flv.load(data, trust=trust)
+        flv.check_trust(trust, str(path))
+        try:
+            model = flv.from_file(data, trust=trust)
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message.removeprefix("model: "), field=str(path)) from exc
         return self.register(model, name, flavor=flavor, trust=trust, **kwargs)
 
     def _signature_for(
@@ -214,7 +216,7 @@ class ModelRegistry(RegistryNotes):
                 field="input_example",
             )
         table = to_arrow(example, field="input_example")
-        task, classes = flv.describe(model)
+        hints = flv.signature_hints(model)
         try:
             predictions = flv.predict(flv.runtime(model), table)
         except (
@@ -227,9 +229,9 @@ class ModelRegistry(RegistryNotes):
         return Signature.infer(
             table,
             predictions=predictions,
-            task=task,
-            classes=classes,
-            probabilities=classes is not None,
+            task=hints.task,
+            classes=hints.classes,
+            probabilities=hints.classes is not None,
         )
 
     def _resolve_datasets(self, datasets: Iterable[str | DatasetVersion]) -> list[str]:
@@ -371,6 +373,8 @@ class ModelRegistry(RegistryNotes):
         """Point ``NAME@alias`` at ``version`` (set or move), atomically and audited."""
         name = validate_name(name, field="name")
         alias = _check_alias(alias)
+        if self.approvals is not None:
+            self.approvals.refuse_direct_move(alias)
         with self._meta.write(
             actor=self._actor,
             action="model.alias_moved",
@@ -590,6 +594,12 @@ class ModelRegistry(RegistryNotes):
         first: bool = False,
         reason: str | None = None,
     ) -> PromotionResult:
+        if self.approvals is not None:  # the policy's hook: a request instead of a move
+            pending = self.approvals.intercept(
+                candidate, alias, expected, gate=gate, forced=forced, reason=reason
+            )
+            if pending is not None:
+                return pending
         payload: dict[str, Any] = {
             "alias": alias,
             "from": expected,
@@ -720,10 +730,10 @@ class ModelRegistry(RegistryNotes):
     ) -> ModelVersion:
         """Convert a scikit-learn version to ONNX and register it as a new version, after
         checking that both give the same answers on the holdout (or the input example)."""
-        from modelcycle.registry._onnx_export import check_agreement, convert
+        from modelcycle.registry._onnx_export import check_agreement
 
         source = self.get(ref)
-        if source.flavor != "skops":
+        if not get_flavor(source.flavor).converts_to_onnx:
             raise InvalidInput(
                 f"{source.ref} is stored as {source.flavor}; only scikit-learn (skops) versions "
                 "convert to ONNX",
@@ -743,7 +753,7 @@ class ModelRegistry(RegistryNotes):
                 )
             where, check_rows = f"the input example of {source.ref}", example
         features = enforce(original.signature, check_rows, allow_extra=True)
-        proto = convert(original.model, original.signature)
+        proto = original.flavor.to_onnx(original.model, original.signature)
         onnx_flavor = get_flavor("onnx")
         session = onnx_flavor.load(onnx_flavor.save(proto))
         check_agreement(original, onnx_flavor, session, features, where)
