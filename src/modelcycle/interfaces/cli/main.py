@@ -35,6 +35,7 @@ from modelcycle.interfaces.cli import (
     keys_cmd,
     models_cmd,
     monitor_cmd,
+    notify_cmd,
     pipeline_cmd,
     predictions_cmd,
     score_cmd,
@@ -100,6 +101,7 @@ app.command("worker")(automations_cmd.worker)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(automations_cmd.jobs_app, name="jobs")
 app.add_typer(automations_cmd.rules_app, name="rules")
+app.add_typer(notify_cmd.app, name="notify")
 app.command("score")(score_cmd.score)
 app.add_typer(tokens_cmd.app, name="tokens")
 app.add_typer(predictions_cmd.app, name="predictions")
