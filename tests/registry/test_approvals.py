@@ -46,7 +46,8 @@ def test_two_distinct_approvals_move_the_alias_in_the_last_approvals_transaction
     )
     result = ws.registry.promote("credit/2", to="champion")
     assert (result.moved, result.request is not None) == (False, True)
-    assert result.candidate_score is not None and result.champion_score is not None
+    assert result.candidate_score is not None
+    assert result.champion_score is not None
     assert ws.registry.get("credit@champion").version == 1
     again = ws.registry.promote("credit/2", to="champion")  # the same request, not a second
     assert again.request == result.request
