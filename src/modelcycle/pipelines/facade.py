@@ -12,6 +12,7 @@ from modelcycle.pipelines import _outputs
 from modelcycle.pipelines._estimators import build_estimator
 from modelcycle.pipelines.comparison import RunComparison, check_run_count, compare_runs
 from modelcycle.pipelines.records import RUNNING, SUCCEEDED, RunRecords
+from modelcycle.pipelines.run_table import RunQuery, RunTablePage, run_table_page
 from modelcycle.pipelines.runner import Display, PipelineRunner, QuietDisplay, RichDisplay
 from modelcycle.pipelines.spec import Pipeline, load_pipeline
 from modelcycle.pipelines.tabular_trainer import (
@@ -52,6 +53,7 @@ class Pipelines:
         self._datasets = datasets
         self._registry = registry
         self._config = dict(config or {})
+        self._meta = metadata
         self._records = RunRecords(metadata, actor, stale_after=stale_after)
         self._runner = PipelineRunner(
             metadata,
@@ -229,6 +231,24 @@ class Pipelines:
         their text, and no stale-run sweep (call :meth:`sweep_stale` on your own schedule).
         For interfaces that pass the rows on without decoding them (the HTTP API)."""
         return self._records.rows(pipeline=pipeline, status=status, limit=limit, after=after)
+
+    def run_table(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        dataset: str | None = None,
+        model: str | None = None,
+        sort: str = "started",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 25,
+    ) -> RunTablePage:
+        """One page of runs filtered, sorted (``started``, ``pipeline``, ``status``,
+        ``duration`` or ``m:METRIC``) and cut in the database, with the number of matching
+        runs: the console's runs table (see pipelines/run_table.py)."""
+        query = RunQuery(pipeline, status, dataset, model, sort, descending, offset, limit)
+        return run_table_page(self._meta, query)
 
     def sweep_stale(self) -> None:
         """Mark failed every running run whose process died or stopped beating."""

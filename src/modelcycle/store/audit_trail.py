@@ -41,6 +41,8 @@ class AuditFilter:
     since: str | None = None  # ISO 8601 UTC text, compared with the events' fixed-width stamps
     limit: int | None = None  # the newest N, or with after_seq the first N after it
     after_seq: int | None = None  # only events after this sequence number (a reader's cursor)
+    actor: str | None = None
+    before_seq: int | None = None  # only events before this one (with limit: the newest N)
 
 
 class AuditTrail:
@@ -73,6 +75,10 @@ class AuditTrail:
             query = query.where(t.c.action == where.action)
         if where.since is not None:
             query = query.where(t.c.at >= where.since)
+        if where.actor is not None:
+            query = query.where(t.c.actor == where.actor)
+        if where.before_seq is not None:
+            query = query.where(t.c.seq < where.before_seq)
         if where.after_seq is not None:
             query = query.where(t.c.seq > where.after_seq).order_by(t.c.seq)
             if where.limit is not None:

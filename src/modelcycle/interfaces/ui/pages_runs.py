@@ -12,13 +12,18 @@ from fastapi.responses import HTMLResponse
 
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
-from modelcycle.interfaces.ui.web import ConsoleRoute, paginate, render, viewer
+from modelcycle.interfaces.ui.web import (
+    ConsoleRoute,
+    counted_page,
+    link_with,
+    page_number,
+    render,
+    viewer,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=ConsoleRoute)
-
-_SORTS = ("started", "pipeline", "status", "duration")
 
 
 def duration_s(run: Run) -> float | None:
@@ -32,48 +37,54 @@ def duration_s(run: Run) -> float | None:
     return (end - start).total_seconds()
 
 
-def _sort_key(key: str) -> Any:
-    if key == "pipeline":
-        return lambda r: (r.pipeline, r.started_at)
-    if key == "status":
-        return lambda r: (r.status, r.started_at)
-    if key == "duration":
-        return lambda r: (duration_s(r) is None, duration_s(r) or 0.0)
-    if key.startswith("m:"):
-        name = key[2:]
-        return lambda r: (name not in r.metrics, r.metrics.get(name, 0.0))
-    return lambda r: r.started_at
+_PER_PAGE = 25
+_SORTS = ("started", "pipeline", "status", "duration")  # and m:METRIC
 
 
 @router.get("/runs")
 def runs(request: Request) -> HTMLResponse:
+    """The runs table: filters, sort and page are in the query string and applied in the
+    database (one page query and a count), so its cost does not grow with the workspace."""
     who = viewer(request)
+    pipelines_ = who.caller.ws.pipelines
     q = request.query_params
     pipeline = q.get("pipeline") or None
     status = q.get("status") or None
     dataset = (q.get("dataset") or "").strip()
-    all_runs = who.caller.ws.pipelines.runs(pipeline=pipeline, status=status)
-    pipelines = sorted({r.pipeline for r in all_runs}) if not pipeline else [pipeline]
-    if dataset:
-        all_runs = [r for r in all_runs if any(d.startswith(dataset) for d in r.datasets)]
-    metrics = sorted({k for r in all_runs for k in r.metrics})[:5]
+    model = (q.get("model") or "").strip()
     sort = q.get("sort", "started")
-    if sort not in _SORTS and not (sort.startswith("m:") and sort[2:] in metrics):
+    if sort not in _SORTS and not (sort.startswith("m:") and len(sort) > 2):
         sort = "started"
     descending = q.get("order", "desc" if sort == "started" else "asc") == "desc"
-    ordered = sorted(all_runs, key=_sort_key(sort), reverse=descending)
-    page = paginate(request, ordered)
+    filters: dict[str, Any] = {"pipeline": pipeline, "status": status,
+                               "dataset": dataset or None, "model": model or None}  # fmt: skip
+    # Ask for the page named in the URL; past the end (the list shrank), show the last one.
+    number = page_number(request, 10**9, _PER_PAGE)
+    table = pipelines_.run_table(
+        **filters, sort=sort, descending=descending, offset=(number - 1) * _PER_PAGE,
+        limit=_PER_PAGE,
+    )  # fmt: skip
+    if number > 1 and not table.runs:
+        number = page_number(request, table.total, _PER_PAGE)
+        table = pipelines_.run_table(
+            **filters, sort=sort, descending=descending, offset=(number - 1) * _PER_PAGE,
+            limit=_PER_PAGE,
+        )  # fmt: skip
+    first = table
+    page = counted_page(request, table.runs, table.total, number, _PER_PAGE)
+    metrics = first.metric_names[:5]
+    if sort.startswith("m:") and sort[2:] not in metrics:
+        metrics.append(sort[2:])
+    pipelines = [pipeline] if pipeline else first.pipelines
 
     def sort_url(key: str) -> str:
-        query = {k: v for k, v in q.items() if k not in ("sort", "order", "page")}
         order = "asc" if key == sort and descending else "desc"
-        query.update(sort=key, order=order)
-        return "/runs?" + "&".join(f"{k}={v}" for k, v in query.items())
+        return link_with(request, sort=key, order=order, page=None)
 
     return render(
         request, "runs.html", who, page=page, metrics=metrics, sort=sort, descending=descending,
         sort_url=sort_url, pipelines=pipelines, pipeline=pipeline, status=status, dataset=dataset,
-        duration=duration_s,
+        model=model, duration=duration_s,
     )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -13,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from modelcycle.errors import InvalidInput, ModelcycleError, NotFound
 from modelcycle.interfaces.ui.web import (
     ConsoleRoute,
+    Page,
     check_csrf,
+    link_with,
     paginate,
     redirect,
     render,
@@ -92,23 +95,52 @@ async def job_action(request: Request, job_id: str, action: str) -> RedirectResp
     return redirect(f"/jobs/{job_id}")
 
 
+_EVENTS_PER_PAGE = 50
+
+
+def _seq(value: str | None, name: str) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput("expected an event number", field=name) from None
+
+
 @router.get("/audit")
 def audit(request: Request) -> HTMLResponse:
+    """The timeline, newest first, 50 a page. Pages are cut by the database at an event
+    number (``before=SEQ`` for older, ``after=SEQ`` for newer), so a filter or a page deep
+    in 100,000 events costs one indexed query."""
     who = viewer(request)
     q = request.query_params
     subject = q.get("subject") or None
     action = q.get("action") or None
     since = q.get("since") or None
-    actor = (q.get("actor") or "").strip()
-    events = who.caller.ws.audit.events(
-        AuditFilter(subject=subject, action=action, since=since, limit=5000)
-    )
-    if actor:
-        events = [e for e in events if e.actor == actor]
-    page = paginate(request, list(reversed(events)), per_page=50)
+    actor = (q.get("actor") or "").strip() or None
+    before, after = _seq(q.get("before"), "before"), _seq(q.get("after"), "after")
+    n = _EVENTS_PER_PAGE
+    where = AuditFilter(subject=subject, action=action, since=since, actor=actor, limit=n + 1)
+    trail = who.caller.ws.audit
+    if after is not None:
+        # The n events just after ``after`` (oldest first from the database), shown newest first.
+        found = trail.events(replace(where, after_seq=after))
+        newer, events = len(found) > n, list(reversed(found[:n]))
+        older = bool(events)
+    else:
+        found = list(reversed(trail.events(replace(where, before_seq=before))))
+        older, events = len(found) > n, found[:n]
+        newer = before is not None
+    page = Page(
+        items=events, number=0, pages=0, total=-1,
+        prev_url=link_with(request, after=str(events[0].seq), before=None)
+        if newer and events else None,
+        next_url=link_with(request, before=str(events[-1].seq), after=None)
+        if older and events else None,
+    )  # fmt: skip
     return render(
-        request, "audit.html", who, page=page, events=page.items, subject=subject or "",
-        action=action or "", since=since or "", actor=actor, verified=None,
+        request, "audit.html", who, page=page, events=events, subject=subject or "",
+        action=action or "", since=since or "", actor=actor or "", verified=None,
     )  # fmt: skip
 
 

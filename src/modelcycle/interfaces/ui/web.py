@@ -35,7 +35,10 @@ __all__ = [
     "SignInNeeded",
     "Viewer",
     "check_csrf",
+    "counted_page",
     "csrf_for",
+    "link_with",
+    "page_number",
     "paginate",
     "render",
     "viewer",
@@ -154,7 +157,8 @@ def sign_in_redirect(next_url: str) -> RedirectResponse:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of a list: its items and the links to the pages around it."""
+    """One page of a list: its items and the links to the pages around it. A page cut at a
+    key (audit events: before/after an event number) has no count: ``total`` is -1."""
 
     items: Sequence[Any]
     number: int
@@ -164,29 +168,53 @@ class Page:
     next_url: str | None
 
 
-def paginate(
-    request: Request, items: Sequence[Any], per_page: int = 25, param: str = "page"
-) -> Page:
-    """Slice ``items`` to the page the query string asks for (links keep the other filters)."""
-    total = len(items)
+def page_number(request: Request, total: int, per_page: int, param: str = "page") -> int:
+    """The page the query string asks for, within 1..pages (a bad number means page 1)."""
     pages = max(1, math.ceil(total / per_page))
     try:
         number = int(request.query_params.get(param, "1"))
     except ValueError:
         number = 1
-    number = min(max(1, number), pages)
-    start = (number - 1) * per_page
+    return min(max(1, number), pages)
 
-    def link(n: int) -> str:
-        query = dict(request.query_params)
-        query[param] = str(n)
-        return request.url.path + "?" + urlencode(query)
 
+def link_with(request: Request, **changes: str | None) -> str:
+    """This page's URL with some query parameters changed (None removes one)."""
+    query = dict(request.query_params)
+    for key, value in changes.items():
+        if value is None:
+            query.pop(key, None)
+        else:
+            query[key] = value
+    return request.url.path + ("?" + urlencode(query) if query else "")
+
+
+def counted_page(
+    request: Request,
+    items: Sequence[Any],
+    total: int,
+    number: int,
+    per_page: int = 25,
+    param: str = "page",
+) -> Page:
+    """Page ``number`` of ``total`` items, already cut (by the database) to ``items``."""
+    pages = max(1, math.ceil(total / per_page))
     return Page(
-        items=items[start : start + per_page],
+        items=items,
         number=number,
         pages=pages,
         total=total,
-        prev_url=link(number - 1) if number > 1 else None,
-        next_url=link(number + 1) if number < pages else None,
+        prev_url=link_with(request, **{param: str(number - 1)}) if number > 1 else None,
+        next_url=link_with(request, **{param: str(number + 1)}) if number < pages else None,
     )
+
+
+def paginate(
+    request: Request, items: Sequence[Any], per_page: int = 25, param: str = "page"
+) -> Page:
+    """Slice ``items`` to the page the query string asks for (links keep the other filters).
+    For short lists only: long ones (runs, audit events) are cut by the database."""
+    number = page_number(request, len(items), per_page, param)
+    start = (number - 1) * per_page
+    window = items[start : start + per_page]
+    return counted_page(request, window, len(items), number, per_page, param)
