@@ -108,7 +108,10 @@ def check() -> None:
     """Validate the rules; exit non-zero naming the first problem."""
     with open_workspace() as ws:
         rules = ws.automations.rules
+        policies = ws.approvals.policies  # [promotion.*]: InvalidInput naming the key
     console.print(f"[green]OK[/]: {len(rules)} rule(s) valid")
+    if policies.sections:
+        console.print(f"[green]OK[/]: {len(policies.sections)} promotion policy(ies) valid")
 
 
 @rules_app.command("backfill")

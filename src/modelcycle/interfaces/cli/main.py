@@ -26,6 +26,7 @@ from modelcycle.errors import (
     Unauthorized,
 )
 from modelcycle.interfaces.cli import (
+    approvals_cmd,
     artifacts_cmd,
     audit_cmd,
     automations_cmd,
@@ -96,6 +97,7 @@ app.add_typer(pipeline_cmd.runs_app, name="runs")
 app.command("train")(pipeline_cmd.train)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(approvals_cmd.app, name="approvals")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.command("worker")(automations_cmd.worker)
 app.command("demo")(demo_cmd.demo)

@@ -14,6 +14,7 @@ from modelcycle.audit.chain import canonical_json
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
 from modelcycle.interfaces.cli._evaluation_view import print_evaluation
+from modelcycle.interfaces.cli.approvals_cmd import print_requested
 
 app = typer.Typer(
     help="The model registry: versions, aliases, promotion, lineage.", no_args_is_help=True
@@ -167,7 +168,9 @@ def promote(
             "trail and shown by `models alias history`)",
             field="--reason",
         )
-    with open_workspace() as ws:
+    from modelcycle.registry import request_origin  # here: the CLI starts without the registry
+
+    with open_workspace() as ws, request_origin("cli"):
         result = ws.registry.promote(
             ref,
             to,
@@ -199,7 +202,9 @@ def promote(
         )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    if not result.moved:
+    if result.request is not None:  # a [promotion.*] policy: the alias waits for approvals
+        print_requested(result.request, label, result.version)
+    elif not result.moved:
         console.print(f"{label} already points at version {result.version}")
     elif result.first:
         console.print(f"{label} set to version {result.version} (first promotion)")
