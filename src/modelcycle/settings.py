@@ -174,7 +174,8 @@ def parse_section(config: Mapping[str, Any], name: str, model: type[T] | Any) ->
     try:
         return TypeAdapter(model).validate_python(raw)  # type: ignore[no-any-return]
     except ValidationError as exc:
-        fields = getattr(model, "model_fields", None)
+        item = getattr(model, "__args__", (model,))[0]  # list[Model] names Model's keys
+        fields = getattr(item, "model_fields", None)
         raise section_error(exc, name, list(fields or ())) from None
 
 
@@ -190,6 +191,9 @@ def section_error(exc: ValidationError, section: str, known: Sequence[str] = ())
         message = "unknown key" + (f" (expected one of: {', '.join(known)})" if known else "")
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] == "value_error":
+        # A validator's own ValueError says what it expected ("a duration such as 30s, ...").
+        message = f"expected {first.get('ctx', {}).get('error', first['msg'])}"
     else:
         message = f"expected {_lower_first(first['msg'].removeprefix('Input should be '))}"
         if "got" not in message and not isinstance(first.get("input"), dict | list):
