@@ -32,6 +32,13 @@ def bundle(
         help="Hashed lock file to take wheel hashes from (default: the workspace's "
         "requirements.lock, if any).",
     ),
+    sign: bool = typer.Option(
+        False, "--sign", help="Sign the bundle (model-signing format) into DIR.sig."
+    ),
+    key: str | None = typer.Option(None, "--key", help="With --sign: the key's name."),
+    public_key: Path | None = typer.Option(
+        None, "--public-key", help="With `verify`: also check DIR.sig with this PEM public key."
+    ),
 ) -> None:
     """Write a deployment bundle (`bundle REF --out DIR`) or recheck one (`bundle verify DIR`)."""
     from modelcycle.deploy import verify_bundle
@@ -39,6 +46,15 @@ def bundle(
     if ref == "verify":
         if path is None:
             raise InvalidInput("give the bundle folder: modelcycle bundle verify DIR", field="DIR")
+        if public_key is not None:
+            from modelcycle.deploy.signing import bundle_signature_path, verify_bundle_signature
+
+            fp = verify_bundle_signature(path, public_key)
+            console.print(
+                f"Signature {escape(str(bundle_signature_path(path)))} verified: signed by key "
+                f"{fp}",
+                highlight=False,
+            )
         info = verify_bundle(path)
         console.print(
             f"Bundle of [bold]{escape(info.ref)}[/] verified: {len(info.files)} files match "
@@ -51,7 +67,16 @@ def bundle(
     if out is None:
         raise InvalidInput("give the folder to write to with --out DIR", field="--out")
     with open_workspace() as ws:
+        signing_key = ws.keys.load(key) if sign else None  # fail before building anything
         info = ws.deploy.bundle(ref, out, overwrite=overwrite, lock_file=lock)
+        if signing_key is not None:
+            from modelcycle.deploy.signing import sign_bundle
+
+            sig = sign_bundle(info.path, signing_key)
+            ws.keys.record_use(
+                signing_key, purpose="bundle", subject=info.ref, sha256=info.digest,
+                signature=str(sig),
+            )  # fmt: skip
     reqs = info.manifest["requirements"]
     console.print(
         f"Bundled [bold]{escape(info.ref)}[/] ({info.flavor}) in {escape(str(info.path))}: "
@@ -59,6 +84,13 @@ def bundle(
         f"digest {info.digest}",
         highlight=False,
     )
+    if signing_key is not None:
+        console.print(
+            f"Signed with key {escape(signing_key.name)} ({signing_key.fingerprint}): "
+            f"{escape(str(sig))}\nverify: model_signing verify key {escape(str(info.path))} "
+            f"--signature {escape(str(sig))} --public_key KEY.pub",
+            highlight=False,
+        )
 
 
 def deploy(
