@@ -61,6 +61,7 @@ class ApiSettings:
 def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> FastAPI:
     """The management API app over ``workspace`` (which the caller keeps and closes)."""
     from modelcycle.interfaces.http import (
+        routes_approvals,
         routes_audit,
         routes_events,
         routes_models,
@@ -90,7 +91,14 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
         """Whether the server is up (no token needed)."""
         return Health(status="ok", version=__version__)
 
-    for module in (routes_runs, routes_models, routes_ops, routes_audit, routes_events):
+    for module in (
+        routes_runs,
+        routes_models,
+        routes_ops,
+        routes_audit,
+        routes_events,
+        routes_approvals,
+    ):
         app.include_router(module.router, prefix=PREFIX)
     from modelcycle.interfaces.ui import mount_console  # the web console at / (issue 15)
 

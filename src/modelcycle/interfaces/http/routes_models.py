@@ -15,6 +15,7 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Path, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelcycle.entities import ModelVersion
@@ -22,6 +23,7 @@ from modelcycle.errors import Forbidden, InvalidInput, PreconditionFailed
 from modelcycle.interfaces.http.auth import Operator, Reader
 from modelcycle.interfaces.http.paging import Cursor, Limit, Page, page_of
 from modelcycle.interfaces.http.problems import ContentTooLarge
+from modelcycle.interfaces.http.routes_approvals import ApprovalOut, accepted, from_http
 from modelcycle.interfaces.http.schemas import (
     AliasOut,
     AuditEventOut,
@@ -147,7 +149,14 @@ def get_alias(caller: Reader, name: Name, alias: AliasName, response: Response) 
     return AliasOut(name=mv.name, alias=alias, version=mv.version, etag=alias_etag(mv.version))
 
 
-@router.put("/models/{name}/aliases/{alias}", responses={412: {"description": "Alias moved"}})
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    response_model=PromotionOut,
+    responses={
+        202: {"model": ApprovalOut, "description": "A policy needs approvals: the request"},
+        412: {"description": "Alias moved"},
+    },
+)
 def put_alias(
     caller: Operator,
     name: Name,
@@ -155,25 +164,29 @@ def put_alias(
     body: AliasMove,
     response: Response,
     if_match: IfMatch = None,
-) -> PromotionOut:
-    """Promote: move the alias through the gate (409 with both scores when refused)."""
+) -> PromotionOut | JSONResponse:
+    """Promote: move the alias through the gate (409 with both scores when refused); under a
+    promotion policy that needs approvals, 202 with the request and the alias unmoved."""
     if body.force and caller.role != "admin":
         raise Forbidden(f"token {caller.token_id} has role {caller.role!r}; force needs 'admin'")
     if body.force and not (body.reason or "").strip():
         # As `models promote --force` demands --reason: a skipped gate is always explained.
         raise InvalidInput("force skips the gate: say why in 'reason'", field="reason")
-    result = caller.ws.registry.promote(
-        f"{name}/{body.version}",
-        alias,
-        metric=body.metric,
-        min_gain=body.min_gain,
-        on=body.on,
-        target=body.target,
-        force=body.force,
-        if_version=_expected(if_match),
-        min_rows=body.min_rows,
-        reason=body.reason,
-    )
+    with from_http():
+        result = caller.ws.registry.promote(
+            f"{name}/{body.version}",
+            alias,
+            metric=body.metric,
+            min_gain=body.min_gain,
+            on=body.on,
+            target=body.target,
+            force=body.force,
+            if_version=_expected(if_match),
+            min_rows=body.min_rows,
+            reason=body.reason,
+        )
+    if result.request is not None:
+        return accepted(caller.ws.approvals.get(result.request))
     response.headers["ETag"] = alias_etag(result.version)
     return PromotionOut(
         name=result.name, alias=result.alias, version=result.version,
