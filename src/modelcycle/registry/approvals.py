@@ -266,7 +266,7 @@ class PromotionApprovals:
         """Requests, newest first (``pending`` only those still waiting)."""
         self.expire_due()
         r = tables.promotion_requests
-        query = select(r).order_by(r.c.requested_at.desc(), r.c.id).limit(limit)
+        query = select(r).order_by(r.c.requested_at.desc(), r.c.id.desc()).limit(limit)
         if pending:
             query = query.where(r.c.state == PENDING)
         if name is not None:
