@@ -95,6 +95,8 @@ def pipeline(stages: Stages, job: Job) -> dict[str, Any]:
 
 def promote(stages: Stages, job: Job) -> dict[str, Any]:
     """Move ``to`` (default champion) to ``ref`` through the promotion gate."""
+    from modelcycle.registry import request_origin  # here: loading rules skips the registry
+
     p = job.params
     _require(p, "ref", job=job)
     to = str(p.get("to", "champion"))
@@ -105,10 +107,16 @@ def promote(stages: Stages, job: Job) -> dict[str, Any]:
         force = bool(p.get("force", False))
         # A forced move says why: the rule's own reason, else which rule and job made it.
         reason = p.get("reason") or (f"rule {job.rule} (job {job.id})" if force else None)
-        result = stages.registry.promote(candidate.ref, to=to, force=force, reason=reason)
+        with request_origin(f"rule:{job.rule}" if job.rule else f"job:{job.id}"):
+            result = stages.registry.promote(candidate.ref, to=to, force=force, reason=reason)
     except Conflict as refused:
         # A gate saying no is an answer, not a failure to retry.
         return {"promoted": False, "version": candidate.ref, "reason": str(refused)}
+    if result.request is not None:
+        # A [promotion.*] policy: the alias moves when the approval lands (its own event then
+        # starts whatever follows the alias); a rerun finds the same pending request.
+        return {"promoted": False, "status": "awaiting_approval", "version": candidate.ref,
+                "request": result.request}  # fmt: skip
     return {"promoted": True, "version": candidate.ref, "detail": str(result)}
 
 
