@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from modelcycle.audit import VerifyReport, canonical_json, utc_timestamp
 from modelcycle.automations.channels import DeliveryFailed, Message, make_channel
@@ -313,16 +314,21 @@ class Notifications:
         # First time: notify about what happened since modelcycle.toml last changed (the
         # entries were there by then at the latest), never about older history.
         ev = tables.audit_events
-        with self._meta.unaudited() as conn:
-            exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-            if exists is not None:
-                return int(exists)
-            query = select(func.max(ev.c.seq))
-            changed = self._config_changed_at()
-            if changed is not None:
-                query = query.where(ev.c.at <= changed)
-            start = int(conn.execute(query).scalar() or 0)
-            conn.execute(t.insert().values(name=_CURSOR, seq=start))
+        try:
+            with self._meta.unaudited() as conn:
+                exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
+                if exists is not None:
+                    return int(exists)
+                query = select(func.max(ev.c.seq))
+                changed = self._config_changed_at()
+                if changed is not None:
+                    query = query.where(ev.c.at <= changed)
+                start = int(conn.execute(query).scalar() or 0)
+                conn.execute(t.insert().values(name=_CURSOR, seq=start))
+        except SAIntegrityError:
+            # Another worker on another machine started the cursor first: use theirs.
+            with self._meta.read() as conn:
+                return int(conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar_one())
         return start
 
     def _config_changed_at(self) -> str | None:

@@ -111,6 +111,8 @@ def _env_var(value: str) -> str:
 
 
 def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):  # from the SDK rather than the file
+        return value
     if not isinstance(value, str):
         raise ValueError(f"a duration such as 30s, 15m, 6h, 1d, got {value!r}")
     try:
