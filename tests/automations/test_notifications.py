@@ -249,3 +249,26 @@ def test_one_webhook_delivery_as_the_receiver_saw_it(tmp_path: Path) -> None:
     print(json.dumps({"headers": seen.headers, "body": seen.json}, indent=2))
     assert seen.signature_ok
     assert isinstance(Receiver, type)
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap_and_gives_up_after_the_window() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from modelcycle.audit import utc_timestamp
+    from modelcycle.automations.notifications import delivery_policy
+    from modelcycle.automations.notify_config import NotificationSettings
+    from modelcycle.entities import Job
+
+    settings = NotificationSettings(retry_base_seconds=10, retry_max_seconds=60)
+    policy = delivery_policy(settings)
+
+    def job(attempts: int, age_hours: float) -> Job:
+        created = utc_timestamp(datetime.now(UTC) - timedelta(hours=age_hours))
+        return Job("j", "notify", None, None, "k", "running", attempts, 99, {}, None, None, "",
+                   None, None, created, created, created)  # fmt: skip
+
+    for attempts, full in ((1, 10), (2, 20), (3, 40), (4, 60), (9, 60)):
+        delays = [policy(job(attempts, 0)) for _ in range(50)]
+        assert all(d is not None and full / 2 <= d <= full for d in delays)
+        assert len(set(delays)) > 1  # jittered
+    assert policy(job(3, 23.999)) is None  # the next attempt (20-40 s) would land after 24 h
