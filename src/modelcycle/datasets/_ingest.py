@@ -14,9 +14,9 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -142,6 +142,8 @@ def parquet_parts(text: str, *, field: str = "source") -> tuple[list[Path], str]
 
 
 def _from_path(text: str) -> Source:
+    if text.startswith("s3://"):
+        return _from_s3(text)
     found = parquet_parts(text)
     if found is not None:
         return _from_parquet_parts(*found)
@@ -230,7 +232,23 @@ def _read_jsonl(path: Path) -> pa.Table:
     return table
 
 
-def _from_parquet_parts(parts: list[Path], description: str) -> Source:
+def _from_s3(url: str) -> Source:
+    """Parquet parts in S3-compatible storage, read by ranged requests: no local copy."""
+    from modelcycle.store.s3_files import list_s3_files, s3_filesystem
+
+    parts = list_s3_files(url, field="source")
+    filesystem = s3_filesystem()
+    return _from_parquet_parts(
+        [PurePosixPath(p) for p in parts],
+        f"parquet s3:{url}",
+        opener=lambda part: filesystem.open_input_file(str(part)),
+    )
+
+
+def _from_parquet_parts(
+    parts: Sequence[PurePath], description: str, opener: Callable[[Any], Any] = lambda p: p
+) -> Source:
+    """``opener`` turns a part into what ``pq.ParquetFile`` reads (a path, or a remote file)."""
     files = []
     for part in parts:
         if not part.name.lower().endswith(_PARQUET_EXT):
@@ -240,7 +258,7 @@ def _from_parquet_parts(parts: list[Path], description: str) -> Source:
                 field="source",
             )
         try:
-            files.append(pq.ParquetFile(part))
+            files.append(pq.ParquetFile(opener(part)))
         except (pa.ArrowInvalid, OSError) as exc:
             raise InvalidInput(
                 f"{part} cannot be read as Parquet: {_arrow_message(exc)}", field="source"
