@@ -181,7 +181,9 @@ def main() -> None:
                     answer = client.get(path)
                     elapsed = (time.perf_counter() - t) * 1000
                     if answer.status_code != 200:
-                        raise SystemExit(f"{path}: {answer.status_code} {answer.text[:300]}")
+                        server.terminate()
+                        log = server.communicate(timeout=30)[1].decode(errors="replace")
+                        raise SystemExit(f"{path}: {answer.status_code}\n{log[-3000:]}")
                     size = len(answer.content)
                     if i >= 3:  # the first requests warm the server's caches and templates
                         times.append(elapsed)

@@ -75,16 +75,33 @@ def test_approvals_placeholder(web: Watched) -> None:
     web.shot("approvals")
 
 
-def test_monitoring_heatmap_and_check(web: Watched) -> None:
+def test_monitoring_heatmap_and_check_with_its_sandboxed_report(web: Watched) -> None:
     web.sign_in()
     page = web.goto("/monitoring")
     heatmap = page.locator("#heatmap")
-    expect(heatmap.locator("td.cell-drift").first).to_have_text("⚠ drifted")
-    expect(heatmap).to_contain_text("drifted")
+    drifted = heatmap.locator("td.cell-drift").first
+    expect(drifted).to_contain_text("⚠ drifted")
+    expect(drifted).to_contain_text(re.compile(r"[0-9.e-]+ / 0\.\d+$"))  # figure / threshold
+    # Hover: the test and its figure against the threshold (a distance here: wasserstein).
+    expect(drifted).to_have_attribute("title", re.compile(r"^age: \w+: .+ (<|≥) 0\.\d+$"))
+    ok = heatmap.locator("td.cell-ok").first
+    expect(ok).to_contain_text(re.compile(r"^ok [0-9.e-]+ / 0\.\d+$"))
     web.shot("monitoring")
     heatmap.get_by_role("link", name=f"#{web.site.check}").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Drift check #{web.site.check}")
-    expect(page.locator("#check-columns tbody tr").first).to_contain_text("⚠")
+    first = page.locator("#check-columns tbody tr").first
+    expect(first).to_contain_text("⚠ drifted")
+    expect(first).to_contain_text(re.compile(r"(≥|<) 0\.\d+"))
+    frame_el = page.locator("iframe#report")
+    expect(frame_el).to_have_attribute("sandbox", "allow-scripts")
+    report = page.frame_locator("iframe#report")
+    expect(report.get_by_role("heading", level=1)).to_contain_text("rift")
+    frame = next(f for f in page.frames if f.url.endswith(f"/checks/{web.site.check}/report"))
+    frame.wait_for_load_state()
+    # The report runs in an opaque origin: no access to the console's cookie or pages.
+    assert frame.evaluate("() => window.origin") == "null"
+    cookie = frame.evaluate("() => { try { return document.cookie } catch (e) { return e.name } }")
+    assert cookie == "SecurityError"
     web.shot("check")
 
 

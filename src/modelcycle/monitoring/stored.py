@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from modelcycle.datasets import DatasetCatalog
     from modelcycle.monitoring.report import ColumnChart
 
-__all__ = ["stored_check", "stored_report_html"]
+__all__ = ["stored_check", "stored_columns", "stored_report_html"]
 
 
 def stored_check(metadata: MetadataStore, check_id: int) -> dict[str, Any]:
@@ -40,6 +40,22 @@ def stored_check(metadata: MetadataStore, check_id: int) -> dict[str, Any]:
         "current": row.current,
         "window": result.get("window") or window,
     }
+
+
+def stored_columns(metadata: MetadataStore, check_ids: list[int]) -> dict[int, list[ColumnDrift]]:
+    """Every column's verdict (statistic, threshold, method) of each stored check, in one
+    query: what a drift heatmap colours. A check stored without them maps to []."""
+    t = tables.drift_results
+    out: dict[int, list[ColumnDrift]] = {}
+    if not check_ids:
+        return out
+    with metadata.read() as conn:
+        rows = conn.execute(select(t.c.id, t.c.result).where(t.c.id.in_(check_ids))).all()
+    for check_id, text in rows:
+        result = json.loads(text)
+        columns = result.get("columns") if isinstance(result, dict) else None
+        out[int(check_id)] = _report_from(result).columns if isinstance(columns, list) else []
+    return out
 
 
 def _load(metadata: MetadataStore, check_id: int) -> tuple[Any, dict[str, Any]]:

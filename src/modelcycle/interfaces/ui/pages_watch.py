@@ -22,6 +22,8 @@ from modelcycle.interfaces.ui.web import (
     render,
     viewer,
 )
+from modelcycle.monitoring import ColumnDrift
+from modelcycle.monitoring.stored import stored_check, stored_columns, stored_report_html
 from modelcycle.store.audit_trail import AuditFilter
 from modelcycle.store.causes import causal_chain
 
@@ -30,26 +32,72 @@ __all__ = ["router"]
 router = APIRouter(route_class=ConsoleRoute)
 
 
+_HEATMAP_CHECKS = 200
+_HEATMAP_COLUMNS = 40
+
+
+def _figure(col: ColumnDrift) -> str:
+    """The cell's short figure: the verdict's own number against its threshold."""
+    if col.status != "ok":
+        return "no data"
+    if col.robust is not None:
+        return f"effect {col.robust['effect_interval'][0]:.2g} / {col.robust['effect_threshold']:g}"
+    if col.p_value is not None:
+        return f"p {col.p_value:.2g} / {col.threshold:g}"
+    return f"{col.statistic:.3g} / {col.threshold:g}" if col.statistic is not None else ""
+
+
 @router.get("/monitoring")
 def monitoring(request: Request) -> HTMLResponse:
+    """Drift over checks: rows are checks, columns the data's columns (drifted ones first),
+    each cell the verdict in words with its figure against the threshold (hover: the test)."""
     who = viewer(request)
     model = request.query_params.get("model") or None
-    checks = who.caller.ws.monitoring.history(model, limit=200)
-    columns = sorted({c for h in checks for c in h.drifted_columns})
-    models = sorted({h.model_name for h in checks if h.model_name})
+    ws = who.caller.ws
+    checks = list(reversed(ws.monitoring.history(model, limit=_HEATMAP_CHECKS)))
+    per_check = stored_columns(ws.metadata, [h.id for h in checks])
+    drifts: dict[str, int] = {}
+    for cols in per_check.values():
+        for col in cols:
+            drifts[col.name] = drifts.get(col.name, 0) + int(col.drifted)
+    columns = sorted(drifts, key=lambda n: (-drifts[n], n))[:_HEATMAP_COLUMNS]
+    cells = {
+        check_id: {
+            col.name: {"drifted": col.drifted, "figure": _figure(col), "title": col.explain()}
+            for col in cols
+        }
+        for check_id, cols in per_check.items()
+    }
+    models = sorted({h.model_name for h in ws.monitoring.history(limit=1000) if h.model_name})
     return render(
-        request, "monitoring.html", who, checks=list(reversed(checks)), columns=columns,
-        models=models, model=model,
+        request, "monitoring.html", who, checks=checks, columns=columns, cells=cells,
+        models=models, model=model, more_columns=max(0, len(drifts) - len(columns)),
     )  # fmt: skip
 
 
 @router.get("/monitoring/checks/{check_id}")
 def check(request: Request, check_id: int) -> HTMLResponse:
     who = viewer(request)
-    found = [h for h in who.caller.ws.monitoring.history(limit=100_000) if h.id == check_id]
-    if not found:
-        raise NotFound(f"no drift check {check_id}")
-    return render(request, "check.html", who, c=found[0])
+    c = stored_check(who.caller.ws.metadata, check_id)
+    columns = sorted(c.get("columns") or [], key=lambda col: (not col.get("drifted"), col["name"]))
+    return render(request, "check.html", who, c=c, columns=columns)
+
+
+# The report runs its own scripts (Plotly, inline): in a sandbox without same-origin it gets
+# an opaque origin, so it cannot read the console's pages or send the SameSite cookie along.
+_REPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; font-src data:; frame-ancestors 'self'"
+)
+
+
+@router.get("/monitoring/checks/{check_id}/report")
+def check_report(request: Request, check_id: int) -> HTMLResponse:
+    """The check's HTML report (as the API's /monitoring/checks/ID/report), sandboxed."""
+    who = viewer(request)
+    ws = who.caller.ws
+    html = stored_report_html(ws.metadata, ws.datasets, check_id)
+    return HTMLResponse(html, headers={"Content-Security-Policy": _REPORT_CSP})
 
 
 @router.get("/jobs")
