@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -16,6 +17,9 @@ from modelcycle.audit.verify import VerifyReport
 from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.interfaces.cli._context import console, err_console, open_workspace, parse_since
 from modelcycle.store import AuditFilter
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 app = typer.Typer(help="The audit trail: list, verify, export, add notes.", no_args_is_help=True)
 
@@ -95,8 +99,16 @@ def verify(
     signature: Path | None = typer.Option(
         None, "--signature", help="With --public-key: the DSSE envelope (default FILE.dsse.json)."
     ),
+    pack: Path | None = typer.Option(
+        None, "--pack", help="Verify an evidence pack (zip) offline, with --public-key."
+    ),
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first altered, inserted or missing event."""
+    if pack is not None:
+        if public_key is None:
+            raise InvalidInput("give the signer's public key with --public-key", field="--pack")
+        _verify_pack(pack, public_key)
+        return
     if public_key is not None:
         if file is None:
             raise InvalidInput("give the export to check with --file", field="--file")
@@ -115,13 +127,28 @@ def verify(
         raise typer.Exit(1)
 
 
-def _verify_signed(file: Path, public_key: Path, signature: Path | None) -> None:
+def _public_key(path: Path) -> EllipticCurvePublicKey:
     from modelcycle.audit.keys import load_public_key
+
+    if not path.is_file():
+        raise NotFound(f"no public key file {path}")
+    return load_public_key(path.read_bytes(), field=str(path))
+
+
+def _verify_pack(pack: Path, public_key: Path) -> None:
+    from modelcycle.evidence import verify_pack
+
+    problem, summary = verify_pack(pack, _public_key(public_key))
+    if problem is not None:
+        err_console.print(f"[bold red]FAILED[/]: {escape(str(pack))}: {escape(problem)}")
+        raise typer.Exit(1)
+    console.print(f"[green]OK[/]: {escape(str(pack))}: {escape(summary)}", highlight=False)
+
+
+def _verify_signed(file: Path, public_key: Path, signature: Path | None) -> None:
     from modelcycle.audit.signed_export import verify_signed_export
 
-    if not public_key.is_file():
-        raise NotFound(f"no public key file {public_key}")
-    key = load_public_key(public_key.read_bytes(), field=str(public_key))
+    key = _public_key(public_key)
     result = verify_signed_export(file, key, signature=signature)
     if not result.ok:
         err_console.print(f"[bold red]FAILED[/]: {escape(str(file))}: {escape(str(result.reason))}")

@@ -33,6 +33,7 @@ from modelcycle.interfaces.cli import (
     data_cmd,
     demo_cmd,
     deploy_cmd,
+    evidence_cmd,
     keys_cmd,
     models_cmd,
     monitor_cmd,
@@ -111,6 +112,8 @@ app.command("bundle")(deploy_cmd.bundle)
 app.command("deploy")(deploy_cmd.deploy)
 app.add_typer(deploy_cmd.deployments_app, name="deployments")
 app.add_typer(keys_cmd.app, name="keys")
+models_cmd.app.command("card")(evidence_cmd.card)
+audit_cmd.app.command("pack")(evidence_cmd.pack)
 
 
 def exit_code_for(error: ModelcycleError) -> int:
