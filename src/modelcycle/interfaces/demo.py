@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelcycle.automations import Worker
-from modelcycle.errors import ModelcycleError
+from modelcycle.errors import Forbidden, ModelcycleError
 from modelcycle.store.tokens import TokenStore
 from modelcycle.workspace import Workspace, init_workspace
 
@@ -81,6 +81,17 @@ with = { model = "credit@champion", window = "1h" }
 """
 
 
+# `modelcycle demo --with-approval`: champion moves only when a second identity approves.
+APPROVAL_POLICY = """
+[promotion.champion]
+approvals = 1
+approvers = ["risk-officer"]    # the second identity that signs off
+separation_of_duties = true     # whoever asked, or registered the version, may not approve
+expires_after = "72h"
+"""
+APPROVER = "risk-officer"
+
+
 class DemoFailed(ModelcycleError):
     """A step of the demo did not happen in time; the message says which."""
 
@@ -104,8 +115,16 @@ def _post(url: str, body: Any) -> tuple[str | None, Any]:
         return r.headers.get("X-Model-Version"), json.loads(r.read())
 
 
-def run_demo(path: Path, console: Console, *, rows: int = 6000, every: str = "5s") -> None:
-    """Run the loop in a new workspace at ``path``."""
+def run_demo(
+    path: Path,
+    console: Console,
+    *,
+    rows: int = 6000,
+    every: str = "5s",
+    with_approval: bool = False,
+) -> None:
+    """Run the loop in a new workspace at ``path`` (``with_approval``: under a promotion policy,
+    each promotion stops at a request that a second identity approves)."""
     started = time.monotonic()
 
     def say(text: str) -> None:
@@ -113,11 +132,14 @@ def run_demo(path: Path, console: Console, *, rows: int = 6000, every: str = "5s
 
     ws, _ = init_workspace(path)
     (ws.root / "modelcycle.toml").write_text(
-        (ws.root / "modelcycle.toml").read_text() + RULES.replace("{every}", every)
+        (ws.root / "modelcycle.toml").read_text()
+        + RULES.replace("{every}", every)
+        + (APPROVAL_POLICY if with_approval else "")
     )
     ws.close()
     ws = Workspace(ws.root)
-    say(f"workspace [bold]{ws.root}[/] with 4 rules, 1 schedule, 1 watched source")
+    policy = ", 1 promotion policy (champion: 1 approval)" if with_approval else ""
+    say(f"workspace [bold]{ws.root}[/] with 4 rules, 1 schedule, 1 watched source{policy}")
 
     worker: Worker = Workspace(ws.root).automations.worker(poll_seconds=0.2, lease_seconds=120)
     jobs_seen: set[str] = set()
@@ -134,7 +156,7 @@ def run_demo(path: Path, console: Console, *, rows: int = 6000, every: str = "5s
     )
     thread.start()
     try:
-        _loop(ws, say, rows=rows)
+        _loop(ws, say, rows=rows, approve=_approver(ws, say) if with_approval else None)
     finally:
         worker.stop()
         thread.join(timeout=120)
@@ -159,7 +181,13 @@ def run_demo(path: Path, console: Console, *, rows: int = 6000, every: str = "5s
     ws.close()
 
 
-def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
+def _loop(
+    ws: Workspace,
+    say: Callable[[str], None],
+    *,
+    rows: int,
+    approve: Callable[[str], None] | None = None,
+) -> None:
     from modelcycle.datasets import make_credit
 
     incoming = ws.root / "incoming"
@@ -170,6 +198,8 @@ def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
     say("   -> data set [bold]credit@1[/] versioned; rule train-first-model fires")
     v1 = _wait("credit/1 registered", lambda: _version(ws, "credit/1"), 120)
     say(f"   -> [bold]credit/1[/] registered, holdout roc_auc {v1.metrics.get('roc_auc', 0):.4f}")
+    if approve is not None:
+        approve("credit/1")
     _wait("credit/1 promoted", lambda: "champion" in ws.registry.get("credit/1").aliases, 60)
     say("   -> promoted to [bold]champion[/] (first promotion); rule deploy-champion fires")
     d1 = _wait("credit/1 deployed", lambda: _serving(ws, 1), 180)
@@ -224,6 +254,8 @@ def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
     # Production keeps calling the stable URL while the worker redeploys behind it.
     traffic = _Traffic(f"{d1.url}/v2/models/credit/infer", v2_body).start()
     try:
+        if approve is not None:
+            approve("credit/2")
         _wait("the gate decided", lambda: _gate(ws), 120)
         gate = _gate(ws)
         say(f"   -> promotion gate on credit-holdout@2: {gate}")
@@ -246,6 +278,53 @@ def _loop(ws: Workspace, say: Callable[[str], None], *, rows: int) -> None:
         say(f"   -> blue/green redeploy: [bold]{d1.url}[/] now answers with version {version}")
     else:
         say("   -> the gate kept credit/1: nothing to redeploy")
+
+
+def _approver(ws: Workspace, say: Callable[[str], None]) -> Callable[[str], None]:
+    """Waits for the promotion of ``ref`` to stop at its request (or be refused by the gate),
+    shows the requester being refused, then approves as the second identity."""
+
+    def approve(ref: str) -> None:
+        name, version = ref.split("/")
+        found = _wait(f"{ref} at the approval gate", lambda: _request_or_refusal(ws, ref), 180)
+        if found == "refused":
+            return
+        req = ws.approvals.get(found)
+        gate = (
+            f"gate passed ({req.gate['metric']} {req.gate['candidate']['score']:.4f} vs "
+            f"{req.gate['champion']['score']:.4f}); "
+            if req.gate
+            else "first promotion, no gate; "
+        )
+        say(
+            f"   -> [bold yellow]stopped at the approval gate[/]: {gate}promotion request "
+            f"[bold]{req.id[:8]}[/] by {req.requested_by} ({req.origin}) waits for "
+            f"{req.approvals_needed} approval by {APPROVER}; {name}@champion has not moved"
+        )
+        try:
+            ws.approvals.approve(req.id)
+        except Forbidden as refused:
+            say(f"   {ws.actor} tries to approve it: [red]refused[/] ({refused})")
+        done = ws.as_actor(APPROVER).approvals.approve(
+            req.id, comment="figures and lineage checked"
+        )
+        say(
+            f"   -> approved by [bold]{APPROVER}[/] (a second identity): {name}@champion moves to "
+            f"version {version} in the approval's transaction ({done.state})"
+        )
+
+    return approve
+
+
+def _request_or_refusal(ws: Workspace, ref: str) -> str | None:
+    name, version = ref.split("/")
+    for req in ws.approvals.list(name=name):
+        if req.version == int(version):
+            return req.id
+    for e in ws.audit.events():
+        if e.action == "model.promotion_refused" and e.subject == f"model:{ref}":
+            return "refused"
+    return None
 
 
 class _Traffic:
@@ -324,6 +403,7 @@ def _timeline(ws: Workspace, console: Console) -> None:
     shown = (
         "workspace.created", "dataset.version_created", "run.started", "run.finished",
         "model.version_registered", "model.promoted", "model.promotion_refused",
+        "promotion.requested", "promotion.approved",
         "deployment.succeeded", "deployment.rolled_back", "deployment.stopped",
         "drift.detected", "batch.finished", "job.failed", "job.cycle_cut",
     )  # fmt: skip

@@ -378,13 +378,16 @@ class PromotionApprovals:
         who = self._actor
         section = req.policy.get("section", f"promotion.{req.alias}")
         approvers = req.policy.get("approvers") or []
+        if req.policy.get("separation_of_duties", True):
+            self._check_separation(conn, req, who, section)
         if approvers and who not in approvers:
             raise Forbidden(
                 f"{section}.approvers: {who!r} is not an approver of {req.name}@{req.alias} "
                 f"(allowed: {', '.join(approvers)})"
             )
-        if not req.policy.get("separation_of_duties", True):
-            return
+
+    @staticmethod
+    def _check_separation(conn: Connection, req: PromotionRequest, who: str, section: str) -> None:
         if who == req.requested_by:
             raise Forbidden(
                 f"{section}.separation_of_duties: {who!r} requested this promotion and may not "

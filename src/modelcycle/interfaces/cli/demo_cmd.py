@@ -16,9 +16,14 @@ def demo(
     ),
     rows: int = typer.Option(6000, "--rows", min=1000, help="Rows per month of data."),
     every: str = typer.Option("5s", "--every", help="How often the drift check runs."),
+    with_approval: bool = typer.Option(
+        False,
+        "--with-approval",
+        help="Under a promotion policy: each promotion waits for a second identity's approval.",
+    ),
 ) -> None:
     """Run the full loop: data -> train -> promote -> deploy -> traffic -> drift -> retrain."""
     from modelcycle.interfaces.demo import run_demo
 
     path = workspace or Path(tempfile.mkdtemp(prefix="modelcycle-demo-")) / "workspace"
-    run_demo(path, console, rows=rows, every=every)
+    run_demo(path, console, rows=rows, every=every, with_approval=with_approval)
