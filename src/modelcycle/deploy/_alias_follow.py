@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelcycle.registry import alias_of_ref, move_alias_back
 
 if TYPE_CHECKING:
-    from modelcycle.deploy.service import Deployment
+    from modelcycle.deploy.records import Deployment
     from modelcycle.registry import ModelRegistry
     from modelcycle.store.metadata import WriteTx
 

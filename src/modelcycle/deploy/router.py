@@ -44,11 +44,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelcycle.deploy._processes import alive, free_port, port_free, spawn, terminate
+from modelcycle.deploy._router_stats import BackendStats, Counters, LatencyHistogram
 from modelcycle.deploy._upstream import NoConnection, Upstream, UpstreamError
 from modelcycle.errors import Conflict, NotReady
 
@@ -75,96 +75,10 @@ _DROP_REQUEST = _HOP | {b"host", b"content-length"}
 _MAX_BODY = 256 * 1024 * 1024
 _NO_CONNECTION = -1
 _UPSTREAM_TIMEOUT = 120.0
-# Bucket bounds in ms, ~19% apart from 0.1 ms to about 2 min: p99 within a few percent.
-_BOUNDS: tuple[float, ...] = tuple(0.1 * 2 ** (i / 4) for i in range(82))
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-class LatencyHistogram:
-    """Request latencies in fixed log-spaced buckets; quantiles interpolate within one."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(_BOUNDS) + 1)
-        self.max_ms = 0.0
-
-    def observe(self, ms: float) -> None:
-        lo, hi = 0, len(_BOUNDS)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ms <= _BOUNDS[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        self.counts[lo] += 1
-        self.max_ms = max(self.max_ms, ms)
-
-    def quantile(self, q: float) -> float | None:
-        total = sum(self.counts)
-        if total == 0:
-            return None
-        rank = q * total
-        seen = 0
-        for i, n in enumerate(self.counts):
-            if n and seen + n >= rank:
-                lower = _BOUNDS[i - 1] if i > 0 else 0.0
-                upper = _BOUNDS[i] if i < len(_BOUNDS) else self.max_ms
-                value = lower + (upper - lower) * max(0.0, rank - seen) / n
-                return min(value, self.max_ms)
-            seen += n
-        return self.max_ms
-
-
-@dataclass(frozen=True, slots=True)
-class BackendStats:
-    """What the router saw of one backend since it became the backend."""
-
-    url: str
-    requests: int
-    errors: int  # 5xx answers + connection errors
-    status_5xx: int
-    connection_errors: int
-    in_flight: int
-    p50_ms: float | None
-    p99_ms: float | None
-    max_ms: float
-    seconds: float
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BackendStats:
-        return cls(**{k: data[k] for k in cls.__slots__})
-
-
-class _Counters:
-    def __init__(self) -> None:
-        self.requests = 0
-        self.status_5xx = 0
-        self.connection_errors = 0
-        self.in_flight = 0
-        self.hist = LatencyHistogram()
-        self.since = time.monotonic()
-
-    def as_dict(self, url: str) -> dict[str, Any]:
-        p50, p99 = self.hist.quantile(0.5), self.hist.quantile(0.99)
-        return {
-            "url": url,
-            "requests": self.requests,
-            "errors": self.status_5xx + self.connection_errors,
-            "status_5xx": self.status_5xx,
-            "connection_errors": self.connection_errors,
-            "in_flight": self.in_flight,
-            "p50_ms": round(p50, 3) if p50 is not None else None,
-            "p99_ms": round(p99, 3) if p99 is not None else None,
-            "max_ms": round(self.hist.max_ms, 3),
-            "seconds": round(time.monotonic() - self.since, 3),
-        }
 
 
 # -- the router process ---------------------------------------------------------------------
@@ -177,10 +91,10 @@ class _Router:
         self.token = token
         self.admin_port = admin_port
         self.backend = backend
-        self.stats: dict[str, _Counters] = {}
+        self.stats: dict[str, Counters] = {}
         self.clients: dict[str, Upstream] = {}
         if backend is not None:
-            self.stats[backend] = _Counters()
+            self.stats[backend] = Counters()
 
     def client(self, backend: str) -> Upstream:
         client = self.clients.get(backend)
@@ -220,7 +134,7 @@ class _Router:
         if backend is None:
             await _answer(send, 503, {"error": "the endpoint has no backend"})
             return
-        counters = self.stats.setdefault(backend, _Counters())
+        counters = self.stats.setdefault(backend, Counters())
         counters.in_flight += 1
         counters.requests += 1
         started = time.perf_counter()
@@ -308,7 +222,7 @@ class _Router:
     async def switch(self, new: str | None, drain_seconds: float) -> dict[str, Any]:
         previous = self.backend
         if new is not None and new != previous:
-            self.stats[new] = _Counters()  # a port reused by a later backend starts afresh
+            self.stats[new] = Counters()  # a port reused by a later backend starts afresh
         self.backend = new  # from here on, every request that starts goes to `new`
         for url in [u for u in self.stats if u not in (new, previous)]:
             del self.stats[url]

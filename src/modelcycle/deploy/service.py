@@ -1,12 +1,14 @@
-"""The deploy stage's facade (``ws.deploy``): bundles, deployments and their records.
+"""The deploy stage's facade (``ws.deploy``): bundles and the blue/green orchestration.
 
 Every deployment attempt ends as one row of ``deployments`` written with its audit event in
-one transaction: ``deployment.succeeded`` (status ``active``; the row it replaces becomes
-``replaced``), ``deployment.rolled_back`` (the new version failed beside a running one, which
-keeps serving), ``deployment.failed`` (nothing was serving), ``deployment.stopped``,
-``deployment.rolled_back_on_demand`` (``rollback``: the previous version deployed again).
-A watch after the switch adds ``deployment.watch_passed``, or turns the attempt's row into
-``rolled_back`` (``deployment.rolled_back``) and its blue row back into ``active``.
+one transaction (:mod:`modelcycle.deploy.records`): ``deployment.succeeded`` (status
+``active``; the row it replaces becomes ``replaced``), ``deployment.rolled_back`` (the new
+version failed beside a running one, which keeps serving), ``deployment.failed`` (nothing was
+serving), ``deployment.stopped``, ``deployment.rolled_back_on_demand`` (``rollback``: the
+previous version deployed again). A watch after the switch adds ``deployment.watch_passed``, or
+turns the attempt's row into ``rolled_back`` (``deployment.rolled_back``) and its blue row back
+into ``active``. A target that runs bundles elsewhere (Kubernetes) is handed the bundle
+instead: ``deployment.applied``, ``deployment.manifests_written`` or ``deployment.failed``.
 
 Clients reach an endpoint through its router (:mod:`modelcycle.deploy.router`) on a stable
 port; a row's ``url`` is that stable URL, its instance's URL the version's own server.
@@ -16,21 +18,22 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import json
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
-
-from modelcycle.audit import canonical_json, utc_timestamp
-from modelcycle.deploy._alias_follow import alias_note, carry_alias_back
-from modelcycle.deploy._templates import image_name
+from modelcycle.deploy._alias_follow import alias_note
 from modelcycle.deploy.bundle import BundleInfo, build_bundle, verify_bundle
-from modelcycle.deploy.kubernetes import KubernetesError, apply_manifests
+from modelcycle.deploy.records import (
+    ACTIVE,
+    FAILED,
+    REPLACED,
+    WRITTEN,
+    Attempt,
+    Deployment,
+    DeploymentRecords,
+)
 from modelcycle.deploy.rollout import (
-    RolloutResult,
     SmokeResult,
     WatchLimits,
     WatchResult,
@@ -43,7 +46,7 @@ from modelcycle.deploy.router import EndpointRouter
 from modelcycle.deploy.targets import Instance, Target, open_target
 from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, NotFound, NotReady
 from modelcycle.names import validate_name
-from modelcycle.store import ArtifactStore, MetadataStore, tables
+from modelcycle.store import ArtifactStore, MetadataStore
 
 if TYPE_CHECKING:
     from modelcycle.entities import ModelVersion
@@ -51,13 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIVE", "DeployService", "Deployment", "DeploymentFailed"]
 
-ACTIVE = "active"
-REPLACED = "replaced"
-STOPPED = "stopped"
-FAILED = "failed"
-ROLLED_BACK = "rolled_back"
-WRITTEN = "written"  # kubernetes manifests written, not applied (no kubectl here)
-KUBERNETES = "kubernetes"
 ROLLBACK_REQUESTED = "rollback requested"
 _COLORS = ("blue", "green")
 
@@ -82,62 +78,6 @@ class DeploymentFailed(ModelcycleError):
     def __init__(self, message: str, *, deployment: Deployment) -> None:
         super().__init__(message)
         self.deployment = deployment
-
-
-@dataclass(frozen=True, slots=True)
-class Deployment:
-    """One deployment attempt of one model version to one endpoint."""
-
-    id: str
-    endpoint: str
-    target: str
-    model_name: str
-    model_version: int
-    bundle_sha256: str
-    status: str
-    color: str | None
-    url: str | None
-    details: dict[str, Any]
-    created_at: str
-    created_by: str
-    updated_at: str
-
-    @property
-    def model(self) -> str:
-        return f"{self.model_name}/{self.model_version}"
-
-    @property
-    def reason(self) -> str | None:
-        value = self.details.get("reason")
-        return str(value) if value is not None else None
-
-    @property
-    def instance(self) -> Instance | None:
-        data = self.details.get("instance")
-        return Instance.from_dict(data) if data else None
-
-    @property
-    def backend_url(self) -> str | None:
-        """The version's own server (``url`` is the endpoint's stable one, its router)."""
-        instance = self.instance
-        return instance.url if instance is not None else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "endpoint": self.endpoint,
-            "target": self.target,
-            "model": self.model,
-            "bundle_sha256": self.bundle_sha256,
-            "status": self.status,
-            "color": self.color,
-            "url": self.url,
-            "backend_url": self.backend_url,
-            "details": self.details,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "updated_at": self.updated_at,
-        }
 
 
 def _activate(
@@ -166,25 +106,6 @@ def _activate(
     )
 
 
-def _row_to_deployment(row: Any) -> Deployment:
-    m = row._mapping
-    return Deployment(
-        id=m["id"],
-        endpoint=m["endpoint"],
-        target=m["target"],
-        model_name=m["model_name"],
-        model_version=int(m["model_version"]),
-        bundle_sha256=m["bundle_sha256"],
-        status=m["status"],
-        color=m["color"],
-        url=m["url"],
-        details=json.loads(m["details"]),
-        created_at=m["created_at"],
-        created_by=m["created_by"],
-        updated_at=m["updated_at"],
-    )
-
-
 class DeployService:
     """Bundles and deployments of one workspace. Constructing it touches nothing.
 
@@ -208,6 +129,7 @@ class DeployService:
         self._actor = actor
         self._root = Path(root)
         self.deployments_dir = Path(state_dir) / "deployments"
+        self.records = DeploymentRecords(metadata, registry, actor)
 
     def __repr__(self) -> str:
         return f"DeployService({str(self._root)!r})"
@@ -255,15 +177,11 @@ class DeployService:
         tagged = mv.tags.get("code_version") or mv.tags.get("git_commit")
         if tagged or mv.run_id is None:
             return tagged
-        r = tables.runs
-        with self._meta.read() as conn:
-            code = conn.execute(select(r.c.code).where(r.c.id == mv.run_id)).scalar()
-        if code is None:
-            return None
-        info = json.loads(code)
-        commit = info.get("commit")
+        info = self.records.run_code(mv.run_id)
+        commit = info.get("commit") if info is not None else None
         if not commit:
             return None
+        assert info is not None
         return f"{commit}+dirty" if info.get("dirty") else str(commit)
 
     # -- deploying --------------------------------------------------------------------------
@@ -301,16 +219,18 @@ class DeployService:
             raise InvalidInput(f"must be within 1..65535, got {port}", field="port")
         if ready_timeout <= 0:
             raise InvalidInput("must be > 0", field="ready_timeout")
-        if target == KUBERNETES:
-            return self._apply_kubernetes(ref, endpoint, kserve=kserve, namespace=namespace)
-        limits = _watch_limits(watch, max_error_rate, max_p99_ms)
         tgt = open_target(
             target,
             self.deployments_dir,
             log_db=self._meta.url,
             base_image=base_image,
             export=Path(export) if export is not None else None,
+            kserve=kserve,
+            namespace=namespace,
         )
+        if not tgt.runs_here:
+            return self._hand_over(ref, endpoint, tgt)
+        limits = _watch_limits(watch, max_error_rate, max_p99_ms)
         tgt.check()
         mv = self._registry.get(ref)
         if mv.status != ACTIVE:
@@ -337,6 +257,38 @@ class DeployService:
             if not blue_running and self.active(endpoint) is None:
                 router.stop()  # nothing serves: no front door left open on a dead end
 
+    def _attempt(
+        self,
+        ref: str,
+        mv: ModelVersion,
+        endpoint: str,
+        tgt: Target,
+        previous: Deployment | None,
+        *,
+        color: str | None,
+        **details: Any,
+    ) -> tuple[Attempt, BundleInfo]:
+        """Bundle ``mv`` into the attempt's own folder and fix what the attempt is."""
+        deployment_id = uuid.uuid4().hex
+        info = self.bundle(mv.ref, self.deployments_dir / endpoint / deployment_id / "bundle")
+        attempt = Attempt(
+            id=deployment_id,
+            endpoint=endpoint,
+            target=tgt.name,
+            model_name=mv.name,
+            model_version=mv.version,
+            bundle_sha256=info.digest,
+            color=color,
+            details={
+                "ref": ref,
+                "bundle": str(info.path),
+                **details,
+                "previous": previous.id if previous is not None else None,
+                "previous_model": previous.model if previous is not None else None,
+            },
+        )
+        return attempt, info
+
     def _rollout(
         self,
         ref: str,
@@ -353,34 +305,15 @@ class DeployService:
     ) -> Deployment:
         endpoint = router.endpoint
         blue_instance = blue.instance if blue is not None else None
-        deployment_id = uuid.uuid4().hex
-        workdir = self.deployments_dir / endpoint / deployment_id
-        info = self.bundle(mv.ref, workdir / "bundle")
         color = _COLORS[1] if blue is not None and blue.color == _COLORS[0] else _COLORS[0]
-        base: dict[str, Any] = {
-            "id": deployment_id,
-            "endpoint": endpoint,
-            "target": tgt.name,
-            "model_name": mv.name,
-            "model_version": mv.version,
-            "bundle_sha256": info.digest,
-            "color": color,
-        }
-        details: dict[str, Any] = {
-            "ref": ref,
-            "bundle": str(info.path),
-            "previous": blue.id if blue is not None else None,
-            "previous_model": blue.model if blue is not None else None,
-            "trust": trust,
-            "endpoint_url": front,
-        }
+        extra: dict[str, Any] = {"trust": trust, "endpoint_url": front}
         if rollback_of is not None:
-            details.update(reason=ROLLBACK_REQUESTED, rollback_of=rollback_of.id)
+            extra.update(reason=ROLLBACK_REQUESTED, rollback_of=rollback_of.id)
+        attempt, info = self._attempt(ref, mv, endpoint, tgt, blue, color=color, **extra)
+        workdir = self.deployments_dir / endpoint / attempt.id
 
         def commit(green: Instance) -> None:
-            self._commit_success(
-                base, details, green, expected_blue=blue, target=tgt, router=router
-            )
+            self._commit_success(attempt, green, expected_blue=blue, target=tgt, router=router)
 
         def watch_green(green: Instance) -> WatchResult:
             assert limits is not None
@@ -392,7 +325,21 @@ class DeployService:
             assert blue is not None
             assert blue_instance is not None
             self._point(router, blue_instance.url)  # traffic first, records second
-            self._record_watch_failure(base, details, verdict, blue, blue_instance, tgt)
+            self.records.watch_failed(
+                attempt,
+                verdict,
+                blue,
+                point_back=lambda: _activate(
+                    tgt,
+                    endpoint,
+                    blue_instance,
+                    deployment=blue.id,
+                    model=blue.model,
+                    color=blue.color,
+                    front=attempt.front,
+                    port=self.router(endpoint).port,
+                ),
+            )
 
         result = rollout(
             tgt,
@@ -410,17 +357,27 @@ class DeployService:
         )
         if result.ok:
             if result.watch is not None:
-                self._record_watch_passed(base, result.watch)
-            return self.get(deployment_id)
+                self.records.watch_passed(attempt, result.watch)
+            return self.get(attempt.id)
         if result.watch is not None:
-            record = self.get(deployment_id)
-            kept = f"; {details['previous_model']} serves endpoint {endpoint!r} again"
+            record = self.get(attempt.id)
+            kept = f"; {attempt.details['previous_model']} serves endpoint {endpoint!r} again"
             raise DeploymentFailed(
                 f"deployment of {mv.ref} to {endpoint!r} rolled back: {result.reason}{kept}"
                 + alias_note(record.details),
                 deployment=record,
             )
-        return self._record_failure(base, details, result, blue_running=blue_running)
+        record = self.records.failed(attempt, result, blue_running=blue_running)
+        kept = (
+            f"; {attempt.details['previous_model']} keeps serving endpoint {endpoint!r}"
+            if blue_running
+            else ""
+        )
+        verb = "rolled back" if blue_running else "failed"
+        raise DeploymentFailed(
+            f"deployment of {record.model} to {endpoint!r} {verb}: {result.reason}{kept}",
+            deployment=record,
+        )
 
     def _smoke(self, mv: ModelVersion, green: Instance, trust: bool) -> SmokeResult:
         """The version's example rows through green's v2 route, compared with the registry's
@@ -451,22 +408,32 @@ class DeployService:
 
     def _commit_success(
         self,
-        base: dict[str, Any],
-        details: dict[str, Any],
+        attempt: Attempt,
         green: Instance,
         *,
         expected_blue: Deployment | None,
         target: Target,
         router: EndpointRouter,
     ) -> None:
-        now = utc_timestamp()
-        full = {**details, "instance": green.as_dict()}
-        front = str(details["endpoint_url"])
-        on_demand = details.get("rollback_of") is not None
+        def move_traffic() -> None:
+            # The pointer and the router move inside the transaction: if either cannot, no row
+            # says the switch happened (and the traffic is pointed back at blue below).
+            _activate(
+                target,
+                attempt.endpoint,
+                green,
+                deployment=attempt.id,
+                model=attempt.model,
+                color=attempt.color,
+                front=attempt.front,
+                port=router.port,
+            )
+            self._point(router, green.url)
+
         switched = False
         try:
-            self._switch_in_tx(
-                base, full, green, expected_blue, target, router, now, on_demand, front
+            self.records.switch(
+                attempt, green, expected_blue=expected_blue, move_traffic=move_traffic
             )
             switched = True
         finally:
@@ -474,119 +441,6 @@ class DeployService:
                 # The rows did not move (or the pointer could not): neither does the traffic.
                 with contextlib.suppress(ModelcycleError):
                     self._point(router, expected_blue.instance.url)
-
-    def _switch_in_tx(
-        self,
-        base: dict[str, Any],
-        full: dict[str, Any],
-        green: Instance,
-        expected_blue: Deployment | None,
-        target: Target,
-        router: EndpointRouter,
-        now: str,
-        on_demand: bool,
-        front: str,
-    ) -> None:
-        d = tables.deployments
-        with self._meta.write(
-            actor=self._actor,
-            action="deployment.rolled_back_on_demand" if on_demand else "deployment.succeeded",
-            subject=f"deployment:{base['endpoint']}",
-            payload={
-                "id": base["id"],
-                "model": f"{base['model_name']}/{base['model_version']}",
-                "target": base["target"],
-                "url": front,
-                "backend_url": green.url,
-                "pid": green.pid,
-                "color": base["color"],
-                "bundle_sha256": base["bundle_sha256"],
-                "replaced": expected_blue.id if expected_blue is not None else None,
-                **({"reason": full["reason"]} if on_demand else {}),
-            },
-        ) as tx:
-            current = tx.conn.execute(
-                select(d.c.id).where(d.c.endpoint == base["endpoint"], d.c.status == ACTIVE)
-            ).scalar()
-            expected = expected_blue.id if expected_blue is not None else None
-            if current != expected:
-                raise Conflict(
-                    f"endpoint {base['endpoint']!r} changed while this deployment started "
-                    f"(now {current}); run it again"
-                )
-            if current is not None:
-                tx.conn.execute(
-                    update(d).where(d.c.id == current).values(status=REPLACED, updated_at=now)
-                )
-            if on_demand and expected_blue is not None:
-                full = carry_alias_back(
-                    self._registry, tx, full, left=expected_blue, to=base["model_version"],
-                    deployment=base["id"],
-                )  # fmt: skip
-            self._insert(tx.conn, base, status=ACTIVE, url=front, details=full, now=now)
-            # The pointer and the router move inside the transaction: if either cannot, no row
-            # says the switch happened (and the caller points the router back at blue).
-            _activate(
-                target,
-                base["endpoint"],
-                green,
-                deployment=base["id"],
-                model=f"{base['model_name']}/{base['model_version']}",
-                color=base["color"],
-                front=front,
-                port=router.port,
-            )
-            self._point(router, green.url)
-
-    def _record_failure(
-        self,
-        base: dict[str, Any],
-        details: dict[str, Any],
-        result: RolloutResult,
-        *,
-        blue_running: bool,
-    ) -> Deployment:
-        now = utc_timestamp()
-        status, action = (
-            (ROLLED_BACK, "deployment.rolled_back")
-            if blue_running
-            else (
-                FAILED,
-                "deployment.failed",
-            )
-        )
-        full = {
-            **details,
-            "reason": result.reason,
-            "instance": result.instance.as_dict() if result.instance is not None else None,
-            "smoke": result.smoke.as_dict() if result.smoke is not None else None,
-            "log_tail": result.log_tail,
-        }
-        with self._meta.write(
-            actor=self._actor,
-            action=action,
-            subject=f"deployment:{base['endpoint']}",
-            payload={
-                "id": base["id"],
-                "model": f"{base['model_name']}/{base['model_version']}",
-                "target": base["target"],
-                "reason": result.reason,
-                "kept": details["previous"] if blue_running else None,
-                "bundle_sha256": base["bundle_sha256"],
-            },
-        ) as tx:
-            self._insert(tx.conn, base, status=status, url=None, details=full, now=now)
-        record = self.get(base["id"])
-        kept = (
-            f"; {details['previous_model']} keeps serving endpoint {base['endpoint']!r}"
-            if blue_running
-            else ""
-        )
-        verb = "rolled back" if blue_running else "failed"
-        raise DeploymentFailed(
-            f"deployment of {record.model} to {base['endpoint']!r} {verb}: {result.reason}{kept}",
-            deployment=record,
-        )
 
     def _point(self, router: EndpointRouter, url: str) -> None:
         """Send the endpoint's traffic to ``url``; a router found dead (or deaf) is started
@@ -596,76 +450,6 @@ class DeployService:
         except NotReady:
             router.stop()
             router.ensure(port=router.port, backend=url)
-
-    def _record_watch_failure(
-        self,
-        base: dict[str, Any],
-        details: dict[str, Any],
-        verdict: WatchResult,
-        blue: Deployment,
-        blue_instance: Instance,
-        target: Target,
-    ) -> None:
-        """Green went over a limit during the watch: its row becomes ``rolled_back``, blue's
-        ``active`` again, and the pointer names blue."""
-        now = utc_timestamp()
-        d = tables.deployments
-        green = self.get(base["id"])
-        full = {**green.details, "reason": verdict.reason, "watch": verdict.as_dict()}
-        with self._meta.write(
-            actor=self._actor,
-            action="deployment.rolled_back",
-            subject=f"deployment:{base['endpoint']}",
-            payload={
-                "id": base["id"],
-                "model": green.model,
-                "target": base["target"],
-                "reason": verdict.reason,
-                "kept": blue.id,
-                "bundle_sha256": base["bundle_sha256"],
-                "watch": verdict.as_dict(),
-            },
-        ) as tx:
-            # The alias green was deployed from goes back with the traffic (decision 0004).
-            full = carry_alias_back(
-                self._registry, tx, full, left=green, to=blue.model_version, deployment=blue.id
-            )
-            tx.conn.execute(
-                update(d)
-                .where(d.c.id == base["id"])
-                .values(status=ROLLED_BACK, url=None, details=canonical_json(full), updated_at=now)
-            )
-            tx.conn.execute(
-                update(d).where(d.c.id == blue.id).values(status=ACTIVE, updated_at=now)
-            )
-            _activate(
-                target,
-                base["endpoint"],
-                blue_instance,
-                deployment=blue.id,
-                model=blue.model,
-                color=blue.color,
-                front=details["endpoint_url"],
-                port=self.router(base["endpoint"]).port,
-            )
-
-    def _record_watch_passed(self, base: dict[str, Any], verdict: WatchResult) -> None:
-        d = tables.deployments
-        record = self.get(base["id"])
-        with self._meta.write(
-            actor=self._actor,
-            action="deployment.watch_passed",
-            subject=f"deployment:{base['endpoint']}",
-            payload={"id": base["id"], "model": record.model, "watch": verdict.as_dict()},
-        ) as tx:
-            tx.conn.execute(
-                update(d)
-                .where(d.c.id == base["id"])
-                .values(
-                    details=canonical_json({**record.details, "watch": verdict.as_dict()}),
-                    updated_at=utc_timestamp(),
-                )
-            )
 
     def rollback(
         self,
@@ -707,102 +491,36 @@ class DeployService:
             _rollback_of=current,
         )
 
-    def _insert(
-        self,
-        conn: Connection,
-        base: dict[str, Any],
-        *,
-        status: str,
-        url: str | None,
-        details: dict[str, Any],
-        now: str,
-    ) -> None:
-        """One attempt's row (inside the caller's audited transaction)."""
-        conn.execute(
-            insert(tables.deployments).values(
-                **base,
-                status=status,
-                url=url,
-                details=canonical_json(details),
-                created_at=now,
-                created_by=self._actor,
-                updated_at=now,
-            )
-        )
-
-    def _apply_kubernetes(
-        self, ref: str, endpoint: str, *, kserve: bool, namespace: str | None
-    ) -> Deployment:
-        """Bundle, then apply the manifests with kubectl (or only write them): one row and one
-        audit event either way; a failed apply is recorded and raised."""
-        if namespace is not None:
-            namespace = validate_name(namespace, field="namespace")
+    def _hand_over(self, ref: str, endpoint: str, tgt: Target) -> Deployment:
+        """Bundle, then give it to a target that runs it elsewhere (Kubernetes: apply the
+        manifests with kubectl, or only write them): one row and one audit event either way;
+        a refused hand-over is recorded and raised."""
         mv = self._registry.get(ref)
         if mv.status != ACTIVE:
             raise Conflict(f"{mv.ref} is {mv.status} and cannot be deployed")
         previous = self.active(endpoint)
-        if previous is not None and previous.target != KUBERNETES:
+        if previous is not None and previous.target != tgt.name:
             raise Conflict(
                 f"endpoint {endpoint!r} runs on the {previous.target} target; stop it first"
             )
-        deployment_id = uuid.uuid4().hex
-        info = self.bundle(mv.ref, self.deployments_dir / endpoint / deployment_id / "bundle")
-        base: dict[str, Any] = {
-            "id": deployment_id,
-            "endpoint": endpoint,
-            "target": KUBERNETES,
-            "model_name": mv.name,
-            "model_version": mv.version,
-            "bundle_sha256": info.digest,
-            "color": None,
-        }
-        details: dict[str, Any] = {
-            "ref": ref,
-            "bundle": str(info.path),
-            "image": image_name(info.manifest),
-            "namespace": namespace,
-            "kserve": kserve,
-            "previous": previous.id if previous is not None else None,
-            "previous_model": previous.model if previous is not None else None,
-        }
-        reason: str | None = None
-        try:
-            result = apply_manifests(info, kserve=kserve, namespace=namespace)
-        except KubernetesError as exc:
-            status, action, reason = FAILED, "deployment.failed", str(exc)
-            details["reason"] = reason
+        attempt, info = self._attempt(ref, mv, endpoint, tgt, previous, color=None)
+        handed = tgt.hand_over(info)
+        details = {**attempt.details, **handed.details}
+        if handed.reason is not None:
+            details["reason"] = handed.reason
+        attempt = Attempt(**{**attempt.columns(), "details": details})
+        if not handed.taken:
+            status, action = FAILED, "deployment.failed"
+        elif handed.applied:
+            status, action = ACTIVE, "deployment.applied"
         else:
-            applied = result.applied
-            status = ACTIVE if applied else WRITTEN
-            action = "deployment.applied" if applied else "deployment.manifests_written"
-            details["kubectl"] = {
-                "command": result.shell_command,
-                "applied": applied,
-                "output": result.output[-2000:],
-            }
-        now = utc_timestamp()
-        d = tables.deployments
-        with self._meta.write(
-            actor=self._actor,
-            action=action,
-            subject=f"deployment:{endpoint}",
-            payload={
-                "id": deployment_id,
-                "model": mv.ref,
-                "target": KUBERNETES,
-                "bundle_sha256": info.digest,
-                "reason": reason,
-            },
-        ) as tx:
-            if status == ACTIVE and previous is not None:
-                tx.conn.execute(
-                    update(d).where(d.c.id == previous.id).values(status=REPLACED, updated_at=now)
-                )
-            self._insert(tx.conn, base, status=status, url=None, details=details, now=now)
-        record = self.get(deployment_id)
+            status, action = WRITTEN, "deployment.manifests_written"
+        record = self.records.handed_over(
+            attempt, status=status, action=action, reason=handed.reason, previous=previous
+        )
         if status == FAILED:
             raise DeploymentFailed(
-                f"deployment of {record.model} to {endpoint!r} failed: {reason}",
+                f"deployment of {record.model} to {endpoint!r} failed: {handed.reason}",
                 deployment=record,
             )
         return record
@@ -815,33 +533,15 @@ class DeployService:
     # -- records ----------------------------------------------------------------------------
 
     def get(self, deployment_id: str) -> Deployment:
-        d = tables.deployments
-        with self._meta.read() as conn:
-            row = conn.execute(select(d).where(d.c.id == deployment_id)).first()
-        if row is None:
-            raise NotFound(f"no deployment {deployment_id!r}")
-        return _row_to_deployment(row)
+        return self.records.get(deployment_id)
 
     def active(self, endpoint: str) -> Deployment | None:
         """The deployment serving ``endpoint`` now, if any."""
-        d = tables.deployments
-        with self._meta.read() as conn:
-            row = conn.execute(
-                select(d).where(d.c.endpoint == endpoint, d.c.status == ACTIVE)
-            ).first()
-        return _row_to_deployment(row) if row is not None else None
+        return self.records.active(endpoint)
 
     def list(self, endpoint: str | None = None, *, all: bool = False) -> builtins.list[Deployment]:
         """Active deployments (every attempt with ``all``), oldest first."""
-        d = tables.deployments
-        query = select(d).order_by(d.c.created_at, d.c.id)
-        if endpoint is not None:
-            query = query.where(d.c.endpoint == validate_name(endpoint, field="endpoint"))
-        if not all:
-            query = query.where(d.c.status == ACTIVE)
-        with self._meta.read() as conn:
-            rows = conn.execute(query).all()
-        return [_row_to_deployment(r) for r in rows]
+        return self.records.list(endpoint, all=all)
 
     def show(self, endpoint: str) -> Deployment:
         """The active deployment of ``endpoint``, else its latest attempt."""
@@ -863,31 +563,17 @@ class DeployService:
         current = self.active(endpoint)
         if current is None:
             raise NotFound(f"endpoint {endpoint!r} has no active deployment")
-        if current.target == KUBERNETES:
-            raise Conflict(
-                f"endpoint {endpoint!r} runs on a Kubernetes cluster: remove it there with "
-                f"`kubectl delete -f {current.details.get('bundle')}/kubernetes`"
-            )
         tgt = open_target(current.target, self.deployments_dir)
+        hint = tgt.stop_hint(current.details)
+        if hint is not None:
+            raise Conflict(f"endpoint {endpoint!r} {hint}")
         # The front door closes first: clients see the endpoint gone, not a 502 per request.
         self.router(endpoint).stop()
         instance = current.instance
         was_running = tgt.stop(instance) if instance is not None else False
-        now = utc_timestamp()
-        d = tables.deployments
-        with self._meta.write(
-            actor=self._actor,
-            action="deployment.stopped",
-            subject=f"deployment:{endpoint}",
-            payload={"id": current.id, "model": current.model, "was_running": was_running},
-        ) as tx:
-            tx.conn.execute(
-                update(d)
-                .where(d.c.id == current.id, d.c.status == ACTIVE)
-                .values(status=STOPPED, updated_at=now)
-            )
-            tgt.deactivate(endpoint)
-        return self.get(current.id)
+        return self.records.stopped(
+            current, was_running=was_running, clear_pointer=lambda: tgt.deactivate(endpoint)
+        )
 
     def logs(self, endpoint: str, *, tail: int | None = None) -> str:
         """The server log of the endpoint's active deployment (else its latest attempt)."""

@@ -1,18 +1,40 @@
-"""Deployment targets behind one small interface; chosen by name, built on demand."""
+"""Deployment targets behind one small interface; chosen by name from one table, built on
+demand (constructors do no I/O)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from modelcycle.deploy.targets.base import Instance, Target
+from modelcycle.deploy.targets.base import HandOver, Instance, Target
 from modelcycle.deploy.targets.container import ContainerTarget
+from modelcycle.deploy.targets.kubernetes import KubernetesTarget
 from modelcycle.deploy.targets.local import LocalTarget
 from modelcycle.errors import InvalidInput
 
-__all__ = ["TARGETS", "ContainerTarget", "Instance", "LocalTarget", "Target", "open_target"]
+__all__ = [
+    "TARGETS",
+    "ContainerTarget",
+    "HandOver",
+    "Instance",
+    "KubernetesTarget",
+    "LocalTarget",
+    "Target",
+    "open_target",
+]
 
-# kubernetes is not a Target: nothing runs here, the manifests are applied (deploy/kubernetes.py).
-TARGETS = ("local", "container", "kubernetes")
+
+# Each factory takes the deployments folder and the options; it uses the ones that apply.
+_FACTORIES: dict[str, Callable[..., Target]] = {
+    "local": lambda root, *, log_db, **_: LocalTarget(root, log_db=log_db),
+    "container": lambda root, *, log_db, base_image, export, **_: ContainerTarget(
+        root, base_image=base_image, export=export, log_db=log_db
+    ),
+    "kubernetes": lambda root, *, kserve, namespace, **_: KubernetesTarget(
+        root, kserve=kserve, namespace=namespace
+    ),
+}
+TARGETS = tuple(_FACTORIES)
 
 
 def open_target(
@@ -22,16 +44,25 @@ def open_target(
     log_db: str | None = None,
     base_image: str | None = None,
     export: Path | None = None,
+    kserve: bool = False,
+    namespace: str | None = None,
 ) -> Target:
     """The target called ``name``; the error lists the valid names.
 
     ``log_db``: the workspace database the servers log predictions (and feedback) into.
-    ``base_image`` and ``export`` (an OCI archive to write) apply to the container target.
+    ``base_image`` and ``export`` (an OCI archive to write) apply to the container target,
+    ``kserve`` and ``namespace`` to the kubernetes one.
     """
-    if name == "local":
-        return LocalTarget(deployments_dir, log_db=log_db)
-    if name == "container":
-        return ContainerTarget(deployments_dir, base_image=base_image, export=export, log_db=log_db)
-    raise InvalidInput(
-        f"unknown target {name!r}; expected one of {', '.join(TARGETS)}", field="target"
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise InvalidInput(
+            f"unknown target {name!r}; expected one of {', '.join(TARGETS)}", field="target"
+        )
+    return factory(
+        deployments_dir,
+        log_db=log_db,
+        base_image=base_image,
+        export=export,
+        kserve=kserve,
+        namespace=namespace,
     )

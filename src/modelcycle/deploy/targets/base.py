@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from modelcycle.deploy.bundle import BundleInfo
 
-__all__ = ["Instance", "Target"]
+__all__ = ["HandOver", "Instance", "Target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +51,36 @@ class Instance:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class HandOver:
+    """What a target that runs bundles elsewhere did with one: took it (``applied`` there, or
+    only written for the user to apply) or refused it (``reason``)."""
+
+    taken: bool
+    applied: bool
+    details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
 class Target(ABC):
-    """Where a bundle runs: ``local`` (processes), later ``container`` and ``kubernetes``."""
+    """Where a bundle runs: ``local`` (processes), ``container``, ``kubernetes``."""
 
     name: ClassVar[str]
+    # False for a target whose servers run elsewhere (a cluster): the deploy service hands the
+    # bundle over instead of a blue/green rollout with readiness and smoke test from here.
+    runs_here: ClassVar[bool] = True
     root: Path  # ROOT/ENDPOINT/ holds each endpoint's attempts and its current pointer
 
     def check(self) -> None:  # noqa: B027 - most targets need nothing checked
         """Raise (NotReady, saying what to install) when this target cannot run here."""
+
+    def hand_over(self, bundle: BundleInfo) -> HandOver:
+        """Give the bundle to what runs it elsewhere (targets with ``runs_here`` False)."""
+        raise NotImplementedError(f"the {self.name} target runs bundles here")
+
+    def stop_hint(self, details: dict[str, Any]) -> str | None:
+        """For a target that cannot stop its servers from here: how the user does it."""
+        return None
 
     @abstractmethod
     def start(
