@@ -4,13 +4,13 @@ A :class:`ScoringEngine` is built from loaded models or from callables that load
 constructor does no I/O. :meth:`ScoringEngine.load` loads, limits the models' native threads and
 warms them up; only then is it ready. :meth:`ScoringEngine.score` validates one request's table
 against the version's signature (so one bad request never fails another), then hands it to the
-version's :class:`MicroBatcher`, which merges concurrent requests into one ``predict`` call run
-in a worker thread, and splits the answer back per caller.
+version's :class:`~modelcycle.scoring.batcher.MicroBatcher`, which merges concurrent requests
+into one ``predict`` call and splits the answer back per caller (see :mod:`.batcher` for when
+batches form and where they run).
 
-Batching is adaptive: a request that finds the model idle is predicted at once; requests that
-arrive while a ``predict`` runs wait for it and go together in the next call. After the first
-request of a batch the batcher yields to the event loop while new requests keep arriving (up to
-``max_batch_rows`` rows and ``max_wait_ms``), so it never sits on a timer when nobody is coming.
+A version whose inputs are all numeric and whose model takes plain arrays also has a
+:class:`~modelcycle.scoring.fastpath.NumericFastPath`: :meth:`ScoringEngine.score_array` takes
+rows it decoded and checked, and predicts them in batches of arrays, without Arrow or pandas.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import asyncio
 import logging
 import random
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -33,6 +31,8 @@ import pyarrow as pa
 from modelcycle.errors import InvalidInput, NotFound, NotReady
 from modelcycle.registry import LoadedModel, Signature, SignatureMismatch, enforce
 from modelcycle.scoring._coerce import recover
+from modelcycle.scoring.batcher import BATCH_SIZE_BUCKETS, MicroBatcher, SlotStats, concat_arrays
+from modelcycle.scoring.fastpath import NumericFastPath
 
 __all__ = [
     "BATCH_SIZE_BUCKETS",
@@ -44,9 +44,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-# Upper bounds of the batch-size histogram (rows per predict call).
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 ModelSource = LoadedModel | Callable[[], LoadedModel]
 
@@ -61,141 +58,8 @@ class ScoreResult:
     probabilities: np.ndarray | None
     classes: list[Any] | None
     inputs: pa.Table | None = None  # the validated request rows (for the prediction log)
-
-
-@dataclass(slots=True)
-class SlotStats:
-    """Counters of one served version (per process)."""
-
-    requests: int = 0
-    rows: int = 0
-    predict_calls: int = 0
-    failed_requests: int = 0
-    batch_buckets: list[int] = field(default_factory=lambda: [0] * len(BATCH_SIZE_BUCKETS))
-    batch_rows_sum: int = 0
-    predict_seconds: float = 0.0
-
-    def observe_batch(self, rows: int, seconds: float) -> None:
-        self.predict_calls += 1
-        self.batch_rows_sum += rows
-        self.predict_seconds += seconds
-        for i, bound in enumerate(BATCH_SIZE_BUCKETS):
-            if rows <= bound:
-                self.batch_buckets[i] += 1
-
-
-@dataclass(slots=True)
-class _Pending:
-    table: pa.Table
-    future: asyncio.Future[np.ndarray]
-
-
-# Up to this many rows, a request alone in the queue is scored on the event loop itself.
-_INLINE_ROWS = 16
-
-
-class MicroBatcher:
-    """Gathers concurrent calls into one ``fn(table)`` run in ``executor``; one call at a time."""
-
-    def __init__(
-        self,
-        fn: Callable[[pa.Table], np.ndarray],
-        executor: ThreadPoolExecutor,
-        *,
-        max_batch_rows: int,
-        max_wait_ms: float,
-        stats: SlotStats,
-    ) -> None:
-        self._fn = fn
-        self._executor = executor
-        self._max_rows = max_batch_rows
-        self._max_wait = max_wait_ms / 1000.0
-        self._stats = stats
-        self._pending: deque[_Pending] = deque()
-        self._pending_rows = 0
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self._pending)
-
-    async def submit(self, table: pa.Table) -> np.ndarray:
-        """The output rows for ``table`` (already validated), computed in some batch."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._pending.append(_Pending(table, future))
-        self._pending_rows += table.num_rows
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._pending:
-            await self._gather()
-            batch = self._take()
-            try:
-                await self._run(batch)
-            except BaseException as exc:  # never leave a caller waiting
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _gather(self) -> None:
-        """Yield to the loop while requests keep arriving, up to max rows / max wait."""
-        deadline = time.monotonic() + self._max_wait
-        seen = len(self._pending)
-        while self._pending_rows < self._max_rows and time.monotonic() < deadline:
-            await asyncio.sleep(0)
-            if len(self._pending) == seen:
-                return
-            seen = len(self._pending)
-
-    def _take(self) -> list[_Pending]:
-        batch = [self._pending.popleft()]
-        rows = batch[0].table.num_rows
-        while self._pending and rows + self._pending[0].table.num_rows <= self._max_rows:
-            item = self._pending.popleft()
-            rows += item.table.num_rows
-            batch.append(item)
-        self._pending_rows -= rows
-        return batch
-
-    async def _run(self, batch: list[_Pending]) -> None:
-        live = [item for item in batch if not item.future.cancelled()]
-        if not live:
-            return
-        loop = asyncio.get_running_loop()
-        table = _concat([item.table for item in live])
-        started = time.perf_counter()
-        try:
-            if len(live) == 1 and table.num_rows <= _INLINE_ROWS and not self._pending:
-                # A lone small request with nothing behind it: the hop to the predict thread
-                # and back (two wake-ups) would cost more than gathering can gain.
-                out = self._fn(table)
-            else:
-                out = await loop.run_in_executor(self._executor, self._fn, table)
-        except Exception:
-            if len(live) == 1:
-                raise
-            # One request's rows broke the model: retry each alone so only that one fails.
-            for item in live:
-                try:
-                    await self._run([item])
-                except Exception as exc:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-            return
-        self._stats.observe_batch(table.num_rows, time.perf_counter() - started)
-        if len(out) != table.num_rows:
-            raise RuntimeError(f"the model answered {len(out)} rows for {table.num_rows}")
-        offset = 0
-        for item in live:
-            n = item.table.num_rows
-            if not item.future.done():
-                item.future.set_result(out[offset : offset + n])
-            offset += n
+    array: np.ndarray | None = None  # the same, when the fast path read them (inputs is None)
+    input_names: tuple[str, ...] = ()  # the array's columns
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -230,6 +94,7 @@ class ModelSlot:
         self.signature: Signature = model.signature
         # Column -> signature type, for the decoders' wording of a bad value.
         self.input_types = {c.name: c.type for c in self.signature.inputs}
+        self.input_names = tuple(self.signature.input_names)
         self.stats = SlotStats()
         opts: dict[str, Any] = {
             "max_batch_rows": max_batch_rows,
@@ -237,8 +102,17 @@ class ModelSlot:
             "stats": self.stats,
         }
         # Each request was enforced against the signature before it joined the batch.
-        self._predict = MicroBatcher(partial(model.predict, validated=True), executor, **opts)
-        self._proba = MicroBatcher(partial(model.predict_proba, validated=True), executor, **opts)
+        self._predict: MicroBatcher[pa.Table] = MicroBatcher(
+            partial(model.predict, validated=True), executor, concat=_concat, **opts
+        )
+        self._proba: MicroBatcher[pa.Table] = MicroBatcher(
+            partial(model.predict_proba, validated=True), executor, concat=_concat, **opts
+        )
+        # All-numeric inputs and a model that takes arrays: requests may skip Arrow and pandas.
+        self.fast = NumericFastPath.for_model(model)
+        self._fast: MicroBatcher[np.ndarray] | None = None
+        if self.fast is not None:
+            self._fast = MicroBatcher(self.fast.predict, executor, concat=concat_arrays, **opts)
 
     def __repr__(self) -> str:
         return f"ModelSlot({self.name}/{self.version})"
@@ -249,13 +123,19 @@ class ModelSlot:
 
     @property
     def queue_depth(self) -> int:
-        return self._predict.queue_depth + self._proba.queue_depth
+        fast = self._fast.queue_depth if self._fast is not None else 0
+        return self._predict.queue_depth + self._proba.queue_depth + fast
 
     async def predict(self, table: pa.Table) -> np.ndarray:
-        return await self._predict.submit(table)
+        return await self._predict.submit(table, table.num_rows)
 
     async def predict_proba(self, table: pa.Table) -> np.ndarray:
-        return await self._proba.submit(table)
+        return await self._proba.submit(table, table.num_rows)
+
+    async def predict_array(self, rows: np.ndarray) -> np.ndarray:
+        """Predictions for rows the fast path decoded (only when :attr:`fast` is set)."""
+        assert self._fast is not None
+        return await self._fast.submit(rows, len(rows))
 
 
 class ScoringEngine:
@@ -471,6 +351,20 @@ class ScoringEngine:
             probabilities,
             slot.signature.classes,
             checked,
+        )
+
+    async def score_array(self, slot: ModelSlot, rows: np.ndarray) -> ScoreResult:
+        """:meth:`score_slot` (predict only) for rows the slot's fast path decoded and checked."""
+        slot.stats.requests += 1
+        try:
+            slot.stats.rows += len(rows)
+            predictions = await slot.predict_array(rows)
+        except BaseException:
+            slot.stats.failed_requests += 1
+            raise
+        classes = slot.signature.classes
+        return ScoreResult(
+            slot.name, slot.version, predictions, None, classes, None, rows, slot.input_names
         )
 
     def stats(self) -> Mapping[tuple[str, int], SlotStats]:

@@ -1,13 +1,14 @@
 """The prediction log: every scored row, written in batches off the request path.
 
-A request hands its :class:`LogRecord` (the validated input table and the answer) to
-:meth:`PredictionLog.submit`, which only appends to a bounded in-memory queue. A background
-thread turns records into ``prediction_log`` rows (one per scored row, inputs and outputs as
-JSON text) and writes them in bulk with :meth:`MetadataStore.append_rows` (observations, not
-audited changes). When the database is locked, slow or down (a write that does not finish
-within ``db_timeout``), the rows go to an append-only JSON-lines *spill file* under the
-workspace's ``.modelcycle/spill/`` instead, and the database is tried again after
-``retry_after`` seconds. Nothing on the request path waits for either.
+A request hands its :class:`LogRecord` (the validated input table or array, by reference, and
+the answer) to :meth:`PredictionLog.submit`, which only appends to a bounded in-memory queue. A
+background thread turns records into ``prediction_log`` rows (one per scored row, inputs and
+outputs as JSON text; see :mod:`._log_rows`) and writes them in bulk with
+:meth:`MetadataStore.append_rows` (observations, not audited changes). When the database is
+locked, slow or down (a write that does not finish within ``db_timeout``), the rows go to an
+append-only JSON-lines *spill file* under the workspace's ``.modelcycle/spill/`` instead, and
+the database is tried again after ``retry_after`` seconds. Nothing on the request path waits
+for either.
 
 Spill files are ingested later by :func:`ingest_spill` (each server at start, after the
 database comes back, and ``modelcycle predictions ingest-spill``). A file is written under a
@@ -38,13 +39,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import orjson
 import pyarrow as pa
 from sqlalchemy import select
 
 from modelcycle.audit import utc_timestamp
 from modelcycle.errors import InvalidInput
+from modelcycle.scoring._log_rows import LogRecord, record_rows, to_rows
 from modelcycle.store import MetadataStore, tables
 
 __all__ = [
@@ -61,23 +62,6 @@ _log = logging.getLogger("modelcycle.scoring.prediction_log")
 SPILL_PREFIX = "predictions-"
 SPILL_SUFFIX = ".jsonl"
 _RECENT_IDS = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class LogRecord:
-    """One request's scored rows and its answer (shadow answers included, flagged)."""
-
-    request_id: str
-    model_name: str
-    model_version: int
-    inputs: pa.Table
-    predictions: np.ndarray | None
-    probabilities: np.ndarray | None
-    classes: list[Any] | None
-    latency_ms: float | None
-    at: str
-    shadow: bool = False
-    source: str = "online"
 
 
 @dataclass(slots=True)
@@ -159,7 +143,7 @@ class PredictionLog:
 
     def submit(self, record: LogRecord) -> bool:
         """Queue ``record``; False (and counted as dropped) only when the queue is full."""
-        n = record.inputs.num_rows
+        n = record_rows(record)
         with self._cond:
             self.stats.submitted_rows += n
             if self._queued_rows + n > self.max_queue_rows or self._closing:
@@ -227,9 +211,9 @@ class PredictionLog:
             if not batch:
                 return
             try:
-                self._write(_rows(batch))
+                self._write(to_rows(batch))
             except Exception:  # never let the thread die: count what was lost, go on
-                lost = sum(r.inputs.num_rows for r in batch)
+                lost = sum(record_rows(r) for r in batch)
                 self.stats.dropped_rows += lost
                 _log.exception("the prediction log lost %d row(s)", lost)
 
@@ -239,7 +223,7 @@ class PredictionLog:
             rows = 0
             while self._queue and (not batch or rows < self.batch_rows):
                 record = self._queue.popleft()
-                rows += record.inputs.num_rows
+                rows += record_rows(record)
                 batch.append(record)
             self._queued_rows -= rows
             return batch
@@ -322,49 +306,6 @@ class PredictionLog:
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
         lines.append(f"modelcycle_prediction_log_sample_rate {self.sample}")
         return "\n".join(lines) + "\n"
-
-
-def _rows(records: list[LogRecord]) -> list[dict[str, Any]]:
-    """``prediction_log`` rows: one per scored row."""
-    out: list[dict[str, Any]] = []
-    for rec in records:
-        inputs = rec.inputs.to_pylist()
-        preds = rec.predictions.tolist() if rec.predictions is not None else None
-        probas = (
-            np.asarray(rec.probabilities, dtype=np.float64).tolist()
-            if rec.probabilities is not None
-            else None
-        )
-        if preds is None and probas is not None and rec.classes:
-            preds = [rec.classes[int(np.argmax(p))] for p in probas]
-        for i, row in enumerate(inputs):
-            outputs: dict[str, Any] = {"prediction": preds[i] if preds is not None else None}
-            if probas is not None:
-                outputs["probabilities"] = probas[i]
-            out.append(
-                {
-                    "request_id": rec.request_id,
-                    "row_index": i,
-                    "model_name": rec.model_name,
-                    "model_version": rec.model_version,
-                    "source": rec.source,
-                    "job_id": None,
-                    "shadow": rec.shadow,
-                    "at": rec.at,
-                    "latency_ms": rec.latency_ms,
-                    "inputs": orjson.dumps(row, default=_default).decode(),
-                    "outputs": orjson.dumps(outputs, default=_default).decode(),
-                }
-            )
-    return out
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
 
 
 # -- spill ingestion ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from modelcycle.errors import Conflict, InvalidInput
+from modelcycle.scoring._startup import import_skops_lazily
 from modelcycle.scoring.engine import ScoringEngine
 from modelcycle.scoring.server import DEFAULT_MAX_BODY_BYTES, Serving, create_app
 
@@ -91,6 +92,7 @@ def serve(
 def _run_worker(engine_factory: EngineFactory, sock: socket.socket, options: dict[str, Any]) -> int:
     import uvicorn
 
+    import_skops_lazily()
     engine = engine_factory()
     failed: list[BaseException] = []
     server: uvicorn.Server | None = None
