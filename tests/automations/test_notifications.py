@@ -272,3 +272,33 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_gives_up_after_the_window
         assert all(d is not None and full / 2 <= d <= full for d in delays)
         assert len(set(delays)) > 1  # jittered
     assert policy(job(3, 23.999)) is None  # the next attempt (20-40 s) would land after 24 h
+
+
+def test_promotion_events_reach_only_the_entry_filtered_to_their_model(tmp_path: Path) -> None:
+    ws, _ = init_workspace(tmp_path / "ws")
+    with webhook_receiver(SECRET) as hook:
+        ws = _configure(
+            ws,
+            FAST + _webhook(hook.url, events='["promotion.*", "model.promoted"]')
+            + '    models = ["credit"]\n'
+            + _webhook(hook.url, events='["promotion.*"]', name="other")
+            + '    models = ["fraud"]\n',
+        )  # fmt: skip
+        # The events as the approvals and the registry write them (training a model here
+        # would cost seconds and test nothing more of notifications).
+        for action, payload in (
+            ("promotion.requested", {"request": "r1", "model": "credit/1", "alias": "champion"}),
+            ("promotion.approved", {"request": "r1", "model": "credit/1", "complete": True}),
+            ("model.promoted", {"alias": "champion"}),
+            ("model.version_registered", {}),
+        ):
+            with ws.metadata.write(
+                actor="alice", action=action, subject="model:credit/1", payload=payload
+            ):
+                pass
+        _drain(ws)
+        ws.close()
+    events = [s.headers["X-Modelcycle-Event"] for s in hook.seen]
+    assert sorted(events) == ["model.promoted", "promotion.approved", "promotion.requested"]
+    assert {s.json["subject"] for s in hook.seen} == {"model:credit/1"}
+    assert {s.json["links"]["model"] for s in hook.seen} == {"http://console.example/models/credit"}
