@@ -302,3 +302,16 @@ def test_promotion_events_reach_only_the_entry_filtered_to_their_model(tmp_path:
     assert sorted(events) == ["model.promoted", "promotion.approved", "promotion.requested"]
     assert {s.json["subject"] for s in hook.seen} == {"model:credit/1"}
     assert {s.json["links"]["model"] for s in hook.seen} == {"http://console.example/models/credit"}
+
+
+def test_a_dead_job_is_announced_as_job_dead(tmp_path: Path) -> None:
+    ws, _ = init_workspace(tmp_path / "ws")
+    with webhook_receiver(SECRET) as hook:
+        ws = _configure(ws, FAST + _webhook(hook.url, events='["job.*"]'))
+        failing, _ = ws.automations.queue.enqueue("fail", {"message": "boom"}, max_attempts=1)
+        _drain(ws)
+        ws.close()
+    (seen,) = hook.seen
+    assert seen.headers["X-Modelcycle-Event"] == "job.dead"
+    assert seen.json["subject"] == f"job:{failing.id}"
+    assert seen.json["payload"]["error"] == "RuntimeError: boom"
