@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import zipfile
 from pathlib import Path
 
@@ -155,3 +156,19 @@ def test_traversal_and_symlink_members_are_refused(pack: tuple[Path, Path], tmp_
     assert manifest["model"] == "credit"
     assert not any("PRIVATE KEY" in zipfile.ZipFile(pack[0]).read(n).decode("utf-8", "replace")
                    for n in zipfile.ZipFile(pack[0]).namelist())  # fmt: skip
+
+
+def test_card_over_http_for_a_reader(ews: Workspace, card: dict) -> None:  # type: ignore[type-arg]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
+    from _api import serve  # the real uvicorn server the HTTP tests use
+
+    with serve(ews) as api, api.client("reader") as client:
+        got = client.get("/models/credit/versions/2/card")
+        assert got.status_code == 200, got.text
+        metrics = got.json()["holdout"]["metrics"]
+        assert metrics["accuracy"] == card["holdout"]["metrics"]["accuracy"]
+        md = client.get("/models/credit/versions/2/card", params={"format": "md"})
+        assert md.headers["content-type"].startswith("text/markdown")
+        assert md.text.startswith("# Model card: credit/2")
+        assert client.get("/models/credit/versions/9/card").status_code == 404
+        assert api.client(None).get("/models/credit/versions/2/card").status_code == 401

@@ -64,6 +64,7 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
         routes_approvals,
         routes_audit,
         routes_events,
+        routes_evidence,
         routes_models,
         routes_ops,
         routes_runs,
@@ -98,6 +99,7 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
         routes_audit,
         routes_events,
         routes_approvals,
+        routes_evidence,
     ):
         app.include_router(module.router, prefix=PREFIX)
     from modelcycle.interfaces.ui import mount_console  # the web console at / (issue 15)
