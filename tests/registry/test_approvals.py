@@ -128,6 +128,8 @@ def test_a_pending_request_expires_and_moves_nothing(
     request = str(ws.registry.promote("credit/1", to="champion").request)
     assert ws.approvals.get(request).expires_at is not None
     time.sleep(1.1)
+    ws.automations.worker(poll_seconds=0.01).run_once()  # the worker sweeps: nobody looked
+    assert len(ws.audit.events(AuditFilter(action="promotion.expired"))) == 1
     assert ws.approvals.list(pending=True) == []
     with pytest.raises(Conflict, match="already expired"):
         ws.as_actor("alice").approvals.approve(request)

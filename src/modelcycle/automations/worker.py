@@ -10,6 +10,7 @@ import io
 import os
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 
@@ -53,6 +54,7 @@ class Worker:
         self._poll = poll_seconds
         self._stop = threading.Event()
         self._fatal: IntegrityError | None = None
+        self._next_expiry = 0.0  # monotonic time of the next promotion-request expiry sweep
 
     def stop(self) -> None:
         """Finish the job in hand, then return from :meth:`run`."""
@@ -90,6 +92,7 @@ class Worker:
         """Schedule and dispatch, then claim and run at most one job; return it as it ended."""
         if self._scheduler is not None:
             self._scheduler.tick()
+        self._expire_requests()
         self._dispatcher.dispatch(self._stages.audit)
         if self._notifications is not None:
             self._notifications.dispatch(self._stages.audit)
@@ -97,6 +100,21 @@ class Worker:
         if job is None:
             return None
         return self._execute(job)
+
+    def _expire_requests(self) -> None:
+        """Promotion requests past their expiry become ``promotion.expired`` (which rules and
+        notifications see) even when nobody looks at them; at most every 10 s."""
+        now = time.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 10.0
+        # Only where a policy exists: other workers never load the registry for this.
+        settings = getattr(self._stages, "settings", None)
+        if settings is None or not settings.config.get("promotion"):
+            return
+        approvals = getattr(self._stages.registry, "approvals", None)
+        if approvals is not None:
+            approvals.expire_due()
 
     def _execute(self, job: Job) -> Job:
         action = self._actions.get(job.kind)
