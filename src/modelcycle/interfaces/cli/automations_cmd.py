@@ -109,9 +109,12 @@ def check() -> None:
     with open_workspace() as ws:
         rules = ws.automations.rules
         policies = ws.approvals.policies  # [promotion.*]: InvalidInput naming the key
+        notify = ws.automations.notifications.config.entries  # [[notify]], [smtp] ...
     console.print(f"[green]OK[/]: {len(rules)} rule(s) valid")
     if policies.sections:
         console.print(f"[green]OK[/]: {len(policies.sections)} promotion policy(ies) valid")
+    if notify:
+        console.print(f"[green]OK[/]: {len(notify)} notify entr(ies) valid")
 
 
 @rules_app.command("backfill")
