@@ -43,6 +43,9 @@ class Settings(BaseModel):
     actor: str
     # The whole parsed modelcycle.toml, for the parts that own other sections (rules, sources).
     config: dict[str, Any] = {}
+    # No workspace folder: configured by MODELCYCLE_DB_URL and an artifacts URL alone (a worker,
+    # server or scoring container on any host); ``root`` is then only a deletable cache.
+    stateless: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -91,7 +94,12 @@ def load_settings(
 ) -> Settings:
     """Find the workspace (``path``, else environment and current folder); read its settings."""
     env = os.environ if environ is None else environ
-    root = find_workspace_root(Path(path) if path is not None else None, env)
+    try:
+        root = find_workspace_root(Path(path) if path is not None else None, env)
+    except NotFound:
+        if path is not None or not env.get("MODELCYCLE_DB_URL") or env.get("MODELCYCLE_HOME"):
+            raise
+        return _stateless_settings(env)
     config = read_config_file(root / CONFIG_FILE)
     store = config.get("store", {})
     if not isinstance(store, dict):
@@ -115,6 +123,32 @@ def load_settings(
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InvalidInput(first["msg"], field=f"{CONFIG_FILE} {field}") from exc
+
+
+def _stateless_settings(env: Mapping[str, str]) -> Settings:
+    """A workspace named by URLs alone: ``MODELCYCLE_DB_URL`` plus ``MODELCYCLE_ARTIFACTS_URL``.
+
+    ``MODELCYCLE_CONFIG`` may point at a ``modelcycle.toml`` (a Kubernetes ConfigMap, say);
+    ``MODELCYCLE_CACHE_DIR`` (default: the current folder) holds only what may be deleted.
+    """
+    artifacts = env.get("MODELCYCLE_ARTIFACTS_URL") or env.get("MODELCYCLE_ARTIFACTS") or ""
+    if "://" not in artifacts or artifacts.startswith("file://"):
+        raise NotFound(
+            "no modelcycle workspace folder here, and MODELCYCLE_DB_URL alone does not name one: "
+            "set MODELCYCLE_ARTIFACTS_URL to the shared artifact store (s3://bucket/prefix) too, "
+            "or run `modelcycle init`"
+        )
+    config_path = env.get("MODELCYCLE_CONFIG")
+    config = read_config_file(Path(config_path)) if config_path else {}
+    root = Path(env.get("MODELCYCLE_CACHE_DIR") or Path.cwd()).expanduser().resolve()
+    return Settings(
+        root=root,
+        db_url=env["MODELCYCLE_DB_URL"],
+        artifacts_url=artifacts,
+        actor=env.get("MODELCYCLE_ACTOR") or _os_user(),
+        config=config,
+        stateless=True,
+    )
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

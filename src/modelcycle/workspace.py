@@ -28,6 +28,7 @@ from modelcycle.store import (
     redact_db_url,
     tables,
 )
+from modelcycle.store.head_row import HeadRow
 from modelcycle.store.schema import schema_status
 
 if TYPE_CHECKING:
@@ -114,10 +115,7 @@ class Workspace:
     def audit(self) -> AuditTrail:
         """The audit trail: list, verify, export, note."""
         return AuditTrail(
-            self.metadata,
-            HeadFile(self.settings.audit_head_path),
-            self.actor,
-            compromise=self._compromise_file(),
+            self.metadata, self._head_copy(), self.actor, compromise=self._compromise_file()
         )
 
     @property
@@ -307,13 +305,31 @@ class Workspace:
             self._meta = None
 
     def _new_metadata_store(self) -> MetadataStore:
+        if self.settings.stateless:
+            # No folder: the head copy is a database row (decision 0009), read through the
+            # engine of the store it hooks into.
+            holder: list[MetadataStore] = []
+            row = HeadRow(lambda: holder[0].engine)
+            meta = MetadataStore(self.settings.db_url, on_commit=row.advance)
+            holder.append(meta)
+            return meta
         head_file = HeadFile(self.settings.audit_head_path)
         return MetadataStore(
             self.settings.db_url, on_commit=head_file.advance, compromise=self._compromise_file()
         )
 
-    def _compromise_file(self) -> CompromiseFile:
-        # Beside the head file: the "chain broken" mark, kept outside the database too.
+    def _head_copy(self) -> HeadFile | HeadRow:
+        """The chain head kept apart from the events: a file, or a row when there is no folder."""
+        if self.settings.stateless:
+            meta = self.metadata
+            return HeadRow(lambda: meta.engine)
+        return HeadFile(self.settings.audit_head_path)
+
+    def _compromise_file(self) -> CompromiseFile | None:
+        # Beside the head file: the "chain broken" mark, kept outside the database too. Without
+        # a folder only the database row holds it (decision 0005's first copy).
+        if self.settings.stateless:
+            return None
         return CompromiseFile(self.settings.audit_head_path.with_name("audit.compromised"))
 
 

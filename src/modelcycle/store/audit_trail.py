@@ -27,6 +27,7 @@ from modelcycle.audit.chain import canonical_json
 from modelcycle.entities import AuditEvent, ChainHead
 from modelcycle.errors import Conflict, InvalidInput
 from modelcycle.store import tables
+from modelcycle.store.head_row import HeadRow
 from modelcycle.store.metadata import MetadataStore
 
 __all__ = ["AuditFilter", "AuditTrail"]
@@ -51,7 +52,7 @@ class AuditTrail:
     def __init__(
         self,
         meta: MetadataStore,
-        head_file: HeadFile,
+        head_file: HeadFile | HeadRow,
         actor: str,
         *,
         compromise: CompromiseFile | None = None,
@@ -159,7 +160,8 @@ class AuditTrail:
         with self._meta.read(snapshot=True) as conn:
             anchors = [Anchor("the database's head row", _head_row(conn), exact=True)]
             if file_head is not None:
-                anchors.append(Anchor(f"the head file {self._head_file.path}", file_head))
+                label = getattr(self._head_file, "label", f"the head file {self._head_file.path}")
+                anchors.append(Anchor(label, file_head))
             return verify_chain(self._stream(conn), anchors)
 
     def _mark(self, report: VerifyReport) -> None:

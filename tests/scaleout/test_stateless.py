@@ -1,0 +1,92 @@
+"""A workspace named by URLs alone (MODELCYCLE_DB_URL + MODELCYCLE_ARTIFACTS_URL), no folder.
+
+Its audit head copy is the ``workspace_info`` row ``audit.head``; truncation is still caught.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from _cli import run_cli
+from _s3 import S3Server
+from modelcycle import NotFound, Workspace, init_workspace
+from modelcycle.settings import load_settings
+
+
+@pytest.fixture
+def stateless_env(
+    s3_server: S3Server, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """A workspace made with `init` elsewhere, and the variables that name it from anywhere."""
+    for name in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    artifacts = f"s3://{s3_server.new_bucket()}/ws"
+    monkeypatch.setenv("MODELCYCLE_ARTIFACTS_URL", artifacts)
+    ws, _ = init_workspace(tmp_path / "admin", db_url=db_url)
+    ws.close()
+    env = {**s3_server.env, "MODELCYCLE_DB_URL": db_url, "MODELCYCLE_ARTIFACTS_URL": artifacts}
+    empty = tmp_path / "host2"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    monkeypatch.setenv("MODELCYCLE_DB_URL", db_url)
+    return env
+
+
+def test_a_process_runs_from_urls_alone_and_keeps_the_head_in_the_database(
+    stateless_env: dict[str, str],
+) -> None:
+    settings = load_settings()
+    assert settings.stateless
+    with Workspace(settings=settings) as ws:
+        ref = ws.store_artifact(__file__)
+        for i in range(4):
+            ws.audit.note(f"note {i}")
+        assert ws.artifacts.get_bytes(ref.sha256) == Path(__file__).read_bytes()
+        head = ws.audit.head()
+        engine = create_engine(settings.db_url)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT value FROM workspace_info WHERE key = 'audit.head'")
+            ).scalar()
+        engine.dispose()
+        assert row is not None
+        assert f'"seq": {head.seq}' in row
+        assert ws.audit.verify().problem is None
+    assert list(Path.cwd().iterdir()) == []  # nothing written where it ran
+
+
+def test_truncation_with_a_rewound_head_row_is_caught_by_the_head_copy(
+    stateless_env: dict[str, str],
+) -> None:
+    with Workspace() as ws:
+        for i in range(5):
+            ws.audit.note(f"note {i}")
+        last = ws.audit.head().seq
+        engine = create_engine(ws.settings.db_url)
+        with engine.begin() as conn:
+            keep = conn.execute(
+                text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": last - 2}
+            ).one()
+            conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": last - 2})
+            conn.execute(
+                text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last - 2, "h": keep.hash}
+            )
+        engine.dispose()
+        report = ws.audit.verify()
+        assert report.problem is not None
+        assert (report.problem.seq, report.problem.kind) == (last - 1, "truncated")
+        assert "head row workspace_info['audit.head']" in report.problem.detail
+    proc = run_cli("audit", "verify", cwd=Path.cwd(), env=stateless_env)
+    assert proc.returncode == 1
+    assert "truncated" in proc.stderr
+
+
+def test_a_database_url_without_an_artifact_url_is_refused(tmp_path: Path) -> None:
+    env = {"MODELCYCLE_DB_URL": "postgresql://db.example/x"}
+    with pytest.raises(NotFound, match="MODELCYCLE_ARTIFACTS_URL"):
+        load_settings(environ=env)
