@@ -45,26 +45,51 @@ def test_reader_sees_no_deployment_actions(web: Watched) -> None:
         assert refused.status_code == 403
 
 
-def test_operator_rolls_back_and_stops_with_confirmation(web: Watched) -> None:
+def test_operator_deploys_rolls_back_and_stops_with_confirmation(web: Watched) -> None:
+    """The one real deployment of the console tests: credit/2 goes to the endpoint that serves
+    credit/1 (blue/green, through the deploy form), the router counts a request, then a roll
+    back returns the endpoint to credit/1, then a stop."""
     web.sign_in("operator")
-    page = web.goto("/deployments")
-    row = page.get_by_role("row", name=re.compile("^credit"))
-    expect(row).to_contain_text("credit/1")
-    web.shot("deployments")
-    row.get_by_role("link", name="credit", exact=True).click()
-    expect(page.get_by_text("Serving credit/1")).to_contain_text("running")
+    page = web.goto("/models/credit/versions/2")
+    page.get_by_role("link", name="Deploy this version…").click()
+    form = page.locator("#deploy")
+    expect(form.get_by_label(re.compile("^Model version"))).to_have_value("credit/2")
+    form.get_by_label("Endpoint", exact=True).fill("credit")
+    web.shot("deploy-form")
+    form.get_by_role(
+        "button", name="Deploy", exact=True
+    ).click()  # the browser asks for the box first
+    expect(page).to_have_url(re.compile(r"/deployments\?model="))
+    form.get_by_label(re.compile("^Deploy now")).check()
+    # Deploying takes seconds: the click waits for the answer (the new page) that long.
+    form.get_by_role("button", name="Deploy", exact=True).click(timeout=120_000)
+    expect(page).to_have_url(web.site.url + "/deployments/credit")
+    expect(page.get_by_text("Serving credit/2")).to_contain_text("running")
+    url = web.site.ws.deploy.active("credit").url
+    assert httpx.get(url + "/v2/health/ready", timeout=10).status_code == 200
+    page.reload()
+    live = page.locator("#router tbody tr").first
+    expect(live).to_contain_text("live")
+    expect(live.locator("td").nth(1)).to_have_text(re.compile(r"^[1-9]"))  # requests counted
+    web.shot("deployment-live")
     page.get_by_role("link", name="Roll back…").click()
     expect(page.get_by_role("alert")).to_contain_text("Roll back credit?")
     web.shot("deployment-confirm")
-    page.get_by_label("to confirm").fill("credit")
-    web.expected.append("status of 409")  # nothing came before credit/1: refused, shown
+    page.get_by_label("to confirm").fill("credi")  # a typo: refused, nothing changes
+    web.expected.append("status of 400")
     page.get_by_role("button", name="Roll back credit").click()
-    expect(page.locator("p.error")).to_contain_text("credit")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("400")
+    web.goto("/deployments/credit?confirm=rollback")
+    page.get_by_label("to confirm").fill("credit")
+    page.get_by_role("button", name="Roll back credit").click(timeout=120_000)
+    expect(page).to_have_url(web.site.url + "/deployments/credit")
+    expect(page.get_by_text("Serving credit/1")).to_contain_text("running")
+    assert web.site.ws.deploy.active("credit").model == "credit/1"
     page.get_by_role("link", name="Stop…").click()
     page.get_by_label("to confirm").fill("credit")
     page.get_by_role("button", name="Stop credit").click()
     expect(page.get_by_text("Nothing serves this endpoint now.")).to_be_visible()
-    expect(page.locator("table")).to_contain_text("stopped")
+    expect(page.locator("table").last).to_contain_text("stopped")
     web.shot("deployment")
 
 

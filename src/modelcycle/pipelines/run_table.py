@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelcycle.entities import Run
@@ -72,11 +72,12 @@ def run_table_page(meta: MetadataStore, query: RunQuery) -> RunTablePage:
     query.check()
     r = tables.runs
     where = _filters(query)
-    value, missing = _sort_value(meta.dialect, query.sort)
-    ordered = value.desc() if query.descending else value.asc()
+    value = _sort_value(meta.dialect, query.sort)
+    # NULLS LAST (both dialects) keeps runs without the value at the end in either order,
+    # without computing the value twice (it parses each run's JSON on a metric sort).
+    ordered = (value.desc() if query.descending else value.asc()).nulls_last()
     tiebreak = [r.c.started_at.desc(), r.c.id] if query.sort != "started" else [r.c.id]
-    # Started (the default) orders by the (started_at, id) index alone: no "missing" key.
-    keys = [ordered, *tiebreak] if missing is None else [missing, ordered, *tiebreak]
+    keys = [ordered, *tiebreak]
     # Ids first, whole rows after: skipping ``offset`` rows then reads the index, not rows.
     page_ids = select(r.c.id).where(*where).order_by(*keys).offset(query.offset).limit(query.limit)
     count = select(func.count()).select_from(r).where(*where)
@@ -120,36 +121,28 @@ def _filters(query: RunQuery) -> list[ColumnElement[bool]]:
     return where
 
 
-def _sort_value(dialect: str, sort: str) -> tuple[ColumnElement[Any], ColumnElement[Any] | None]:
-    """The value to order by, and a 0/1 "has no value" key that sends the empties last
-    (None for columns that always have a value)."""
+def _sort_value(dialect: str, sort: str) -> ColumnElement[Any]:
+    """The value to order by: NULL where a run has none (sorted last by the caller)."""
     r = tables.runs
-    value: ColumnElement[Any]
     if sort == "started":
-        return r.c.started_at, None
+        return r.c.started_at
     if sort in ("pipeline", "status"):
-        return r.c[sort], None
+        return r.c[sort]
     if sort == "duration":
         if dialect == "postgresql":
-            value = func.extract(
+            return func.extract(
                 "epoch",
                 cast(r.c.finished_at, _timestamptz()) - cast(r.c.started_at, _timestamptz()),
             )
-        else:
-            value = (func.julianday(r.c.finished_at) - func.julianday(r.c.started_at)) * 86400.0
-    else:
-        name = sort[2:]
-        if dialect == "postgresql":
-            item = cast(r.c.metrics, JSONB)[name]
-            value = case(
-                (func.jsonb_typeof(item) == "number", cast(item.astext, Float)), else_=None
-            )
-        else:
-            path = '$."' + name.replace('"', '\\"') + '"'
-            raw = func.json_extract(r.c.metrics, path)
-            value = case((func.json_type(r.c.metrics, path).in_(("real", "integer")), raw))
-    missing = case((value.is_(None), 1), else_=0)
-    return value, missing
+        return (func.julianday(r.c.finished_at) - func.julianday(r.c.started_at)) * 86400.0
+    name = sort[2:]
+    if dialect == "postgresql":
+        # json, not jsonb: parsing text to json is cheaper, and each row is parsed once here.
+        item = cast(r.c.metrics, JSON)[name]
+        return case((func.json_typeof(item) == "number", cast(item.astext, Float)), else_=None)
+    path = '$."' + name.replace('"', '\\"') + '"'
+    raw = func.json_extract(r.c.metrics, path)
+    return case((func.json_type(r.c.metrics, path).in_(("real", "integer")), raw))
 
 
 def _timestamptz() -> Any:
