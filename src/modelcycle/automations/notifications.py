@@ -64,6 +64,10 @@ _BATCH = 500
 _ALARM_ATTEMPTS = 3  # made by the verification job itself before leaving the rest queued
 
 
+class _AlreadyDispatched(Exception):
+    """Raised inside the dispatch write to roll it back: the batch was taken meanwhile."""
+
+
 def _age_seconds(created_at: str) -> float:
     return (datetime.now(UTC) - datetime.fromisoformat(created_at)).total_seconds()
 
@@ -158,31 +162,49 @@ class Notifications:
             self._advance(last)
             return []
         queued: list[Job] = []
-        with self._meta.write(
-            actor=self._actor, action="notify.dispatched", subject="notify"
-        ) as tx:
-            for entry, event, name in wanted:
-                message = self._message(name, event.subject, event.at, event.actor,
-                                        {**event.payload, "audit_seq": event.seq},
-                                        seq=event.seq, model=_model_of(event))  # fmt: skip
-                job, created = self._queue.enqueue(
-                    NOTIFY_KIND,
-                    {"notifier": entry.name, "event": name, "message": message.as_dict()},
-                    key=f"notify:{entry.name}:{event.seq}",
-                    rule=f"notify:{entry.name}",
-                    event_seq=event.seq,
-                    max_attempts=self._max_attempts,
-                    tx=tx,
-                )
-                if created:
-                    queued.append(job)
-            tx.conn.execute(
-                update(tables.event_cursors)
-                .where(tables.event_cursors.c.name == _CURSOR, tables.event_cursors.c.seq < last)
-                .values(seq=last)
-            )
-            tx.payload.update(after_seq=cursor, to_seq=last, queued=[j.id for j in queued])
+        try:
+            with self._meta.write(
+                actor=self._actor, action="notify.dispatched", subject="notify"
+            ) as tx:
+                self._dispatch_in(tx, cursor, last, wanted, queued)
+        except _AlreadyDispatched:
+            return []  # another worker took this batch while this one read it
         return queued
+
+    def _dispatch_in(
+        self,
+        tx: Any,
+        cursor: int,
+        last: int,
+        wanted: list[tuple[NotifyEntry, AuditEvent, str]],
+        queued: list[Job],
+    ) -> None:
+        t = tables.event_cursors
+        # Writers run one at a time: re-read the cursor under the lock, so a batch another
+        # worker already queued is neither queued again nor recorded as an empty dispatch.
+        if tx.conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar_one() != cursor:
+            raise _AlreadyDispatched
+        for entry, event, name in wanted:
+            message = self._message(name, event.subject, event.at, event.actor,
+                                    {**event.payload, "audit_seq": event.seq},
+                                    seq=event.seq, model=_model_of(event))  # fmt: skip
+            job, created = self._queue.enqueue(
+                NOTIFY_KIND,
+                {"notifier": entry.name, "event": name, "message": message.as_dict()},
+                key=f"notify:{entry.name}:{event.seq}",
+                rule=f"notify:{entry.name}",
+                event_seq=event.seq,
+                max_attempts=self._max_attempts,
+                tx=tx,
+            )
+            if created:
+                queued.append(job)
+        tx.conn.execute(
+            update(tables.event_cursors)
+            .where(tables.event_cursors.c.name == _CURSOR, tables.event_cursors.c.seq < last)
+            .values(seq=last)
+        )
+        tx.payload.update(after_seq=cursor, to_seq=last, queued=[j.id for j in queued])
 
     def deliver(self, stages: Any, job: Job) -> dict[str, Any]:
         """The ``notify`` action: one attempt to the entry's channel (the queue retries)."""
