@@ -9,6 +9,8 @@
      +-- NotReady                   the workspace or database needs a step first (e.g. a migration)
      +-- Unauthorized               no or unknown credentials
      +-- Forbidden                  known credentials, not allowed to do this
+     +-- OperationFailed            the work ran and did not succeed: a new version that failed
+                                    its checks, a tool (podman, kubectl) that exited non-zero
 
 Each message says what went wrong and, where there is one, what to do about it. The CLI prints
 the message without a traceback; the HTTP layer maps each class to one status code.
@@ -25,6 +27,7 @@ __all__ = [
     "ModelcycleError",
     "NotFound",
     "NotReady",
+    "OperationFailed",
     "PreconditionFailed",
     "Unauthorized",
     "http_status_for",
@@ -81,6 +84,12 @@ class Forbidden(ModelcycleError):
     """The credentials are known but not allowed to do this."""
 
 
+class OperationFailed(ModelcycleError):
+    """The request was valid and the work ran, but what it ran failed (a deployment that did
+    not become ready or pass its smoke test, a container build, ``kubectl apply``). Where the
+    attempt has a record it was written before this is raised."""
+
+
 # -- HTTP: one table from error class to status code (the HTTP layers use only this) ----------
 # A signature mismatch is an InvalidInput and answers 400, as MLflow's and KServe's servers do
 # for a body that does not fit the model, so existing clients treat it as a client error.
@@ -93,6 +102,9 @@ HTTP_STATUS: dict[type[ModelcycleError], int] = {
     PreconditionFailed: 412,
     IntegrityError: 500,
     NotReady: 503,
+    # What modelcycle ran on the caller's behalf (a model server, podman, kubectl) failed:
+    # the gateway's answer, not a fault of modelcycle itself (500) or of the request (4xx).
+    OperationFailed: 502,
 }
 
 

@@ -44,7 +44,14 @@ from modelcycle.deploy.rollout import (
 )
 from modelcycle.deploy.router import EndpointRouter
 from modelcycle.deploy.targets import Instance, Target, open_target
-from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, NotFound, NotReady
+from modelcycle.errors import (
+    Conflict,
+    InvalidInput,
+    ModelcycleError,
+    NotFound,
+    NotReady,
+    OperationFailed,
+)
 from modelcycle.names import validate_name
 from modelcycle.store import ArtifactStore, MetadataStore
 
@@ -72,7 +79,7 @@ def _watch_limits(
     return WatchLimits(seconds, max_error_rate=max_error_rate, max_p99_ms=max_p99_ms)
 
 
-class DeploymentFailed(ModelcycleError):
+class DeploymentFailed(OperationFailed):
     """A deployment attempt failed (and was recorded); what served before still serves."""
 
     def __init__(self, message: str, *, deployment: Deployment) -> None:

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelcycle.automations import Worker
-from modelcycle.errors import Forbidden, ModelcycleError
+from modelcycle.errors import Forbidden, ModelcycleError, OperationFailed
 from modelcycle.store.tokens import TokenStore
 from modelcycle.workspace import Workspace, init_workspace
 
@@ -92,7 +92,7 @@ expires_after = "72h"
 APPROVER = "risk-officer"
 
 
-class DemoFailed(ModelcycleError):
+class DemoFailed(OperationFailed):
     """A step of the demo did not happen in time; the message says which."""
 
 

@@ -35,7 +35,7 @@ from modelcycle.deploy._requirements import normalize, read_hashes
 from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import Instance, Target
-from modelcycle.errors import Conflict, ModelcycleError, NotFound, NotReady
+from modelcycle.errors import Conflict, NotFound, NotReady, OperationFailed
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
@@ -79,7 +79,7 @@ _BASE_PRUNE = (
 )
 
 
-class ContainerError(ModelcycleError):
+class ContainerError(OperationFailed):
     """A container engine command failed; the message ends with the tail of its output."""
 
 

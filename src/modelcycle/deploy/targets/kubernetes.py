@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo
 from modelcycle.deploy.targets.base import HandOver, Instance, Target
-from modelcycle.errors import Conflict, ModelcycleError
+from modelcycle.errors import Conflict, OperationFailed
 from modelcycle.names import validate_name
 
 __all__ = ["KubernetesApply", "KubernetesError", "KubernetesTarget", "apply_manifests"]
@@ -30,7 +30,7 @@ _PLAIN = ("deployment.yaml", "service.yaml")
 _KSERVE = ("servingruntime.yaml", "inferenceservice.yaml")
 
 
-class KubernetesError(ModelcycleError):
+class KubernetesError(OperationFailed):
     """``kubectl apply`` failed; the message ends with what it printed."""
 
 

@@ -23,6 +23,7 @@ from modelcycle.errors import (
     ModelcycleError,
     NotFound,
     NotReady,
+    OperationFailed,
     Unauthorized,
 )
 from modelcycle.interfaces.cli import (
@@ -67,6 +68,8 @@ EXIT_CODES: dict[type[ModelcycleError], int] = {
     NotReady: 6,
     Unauthorized: 7,
     Forbidden: 7,
+    # The work ran and failed (a deployment, a container build): "failed", as before.
+    OperationFailed: 1,
 }
 
 

@@ -45,6 +45,7 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Invalid input",
     500: "Internal error",
+    502: "Operation failed",
     503: "Not ready",
 }
 
