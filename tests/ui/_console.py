@@ -32,6 +32,24 @@ CHROMIUM_ARGS = [
 ]
 
 
+_SCHEDULES = """
+[[schedules]]
+name = "nightly-note"
+every = "1d"
+do = "note"
+with = { text = "nightly" }
+
+[[sources]]
+dataset = "credit"
+path = "incoming/credit-*.parquet"
+
+[[monitor]]
+model = "credit@champion"
+window = "6h"
+every = "1h"
+"""
+
+
 @dataclass
 class Site:
     ws: Workspace
@@ -47,6 +65,10 @@ def build_workspace(root: Path) -> Site:
     deployed to endpoint ``credit``, a drift check of @2 against @1, a queued job, and one
     token per role."""
     ws, _ = init_workspace(root, db_url=f"sqlite:///{root / 'meta.db'}")
+    with (root / "modelcycle.toml").open("a", encoding="utf-8") as config:
+        config.write(_SCHEDULES)
+    ws.close()
+    ws = Workspace(root)  # reads the schedules, sources and monitor entries just added
     site = Site(ws, "")
     ws.datasets.add("credit", make_credit(1500, seed=1))
     ws.datasets.add("credit", make_credit(1500, seed=2, drift=0.6))

@@ -117,6 +117,16 @@ class Scheduler:
         self._last_slot: dict[str, int] = {}
         self._seen: dict[str, str] = {}  # source -> fingerprint at the previous poll
 
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The schedules this scheduler runs (read-only copy, for listing)."""
+        return list(self._schedules)
+
+    @property
+    def sources(self) -> list[Source]:
+        """The watched data sources (read-only copy, for listing)."""
+        return list(self._sources)
+
     def tick(self) -> list[Job]:
         """Queue whatever is due now; return the jobs this tick created."""
         created: list[Job] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import replace
+from datetime import timedelta
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -23,6 +24,7 @@ from modelcycle.interfaces.ui.web import (
     viewer,
 )
 from modelcycle.monitoring import ColumnDrift
+from modelcycle.monitoring.schedule import monitor_entries
 from modelcycle.monitoring.stored import stored_check, stored_columns, stored_report_html
 from modelcycle.store.audit_trail import AuditFilter
 from modelcycle.store.causes import causal_chain
@@ -110,11 +112,28 @@ def jobs(request: Request) -> HTMLResponse:
         rules_error = None
     except ModelcycleError as exc:
         rules, rules_error = [], str(exc)
+    try:
+        scheduler = ws.automations.scheduler()
+        schedules, sources = scheduler.schedules, scheduler.sources
+        monitors = monitor_entries(ws.settings.config)
+        schedules_error = None
+    except ModelcycleError as exc:
+        schedules, sources, monitors, schedules_error = [], [], [], str(exc)
     listed = ws.automations.queue.list(state=state, limit=500)
     return render(
         request, "jobs.html", who, page=paginate(request, listed), state=state, rules=rules,
-        rules_error=rules_error,
+        rules_error=rules_error, schedules=schedules, sources=sources, monitors=monitors,
+        schedules_error=schedules_error, every=_every,
     )  # fmt: skip
+
+
+def _every(span: timedelta) -> str:
+    """``1d``, ``6h``, ``15m`` or ``30s``: how modelcycle.toml writes a period."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 @router.get("/jobs/{job_id}")
