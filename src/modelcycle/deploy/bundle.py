@@ -47,7 +47,6 @@ __all__ = [
 
 BUNDLE_FORMAT = "modelcycle-bundle/1"
 MANIFEST = "bundle.json"
-_MODEL_EXT = {"skops": "skops", "onnx": "onnx", "pickle": "pkl"}
 # Written by Python next to the source when it runs; never part of a bundle.
 _IGNORED_DIRS = frozenset({"__pycache__"})
 
@@ -145,7 +144,9 @@ def build_bundle(
                 f"{target} is not empty; give a new folder"
                 + (" (or --overwrite to replace the bundle there)" if not overwrite else "")
             )
-    ext = _MODEL_EXT.get(version.flavor, "bin")
+    from modelcycle.registry import get_flavor
+
+    ext = get_flavor(version.flavor).file_extension
     files: dict[str, bytes] = {
         f"model/model.{ext}": model_bytes,
         "model/signature.json": _dump_json(version.signature),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,37 @@ class LoadedModel:
 
     def predict_proba(self, data: Any, *, validated: bool = False) -> np.ndarray:
         """Class probabilities, columns in ``signature.classes`` order (classifiers only)."""
+        self._require_classifier()
+        return self.flavor.predict_proba(self.model, self._checked(data, validated))
+
+    # The fast path: build the model's own input once, then ask for labels and probabilities
+    # on it (the same answers as predict / predict_proba on the table).
+
+    def fast_input(self, data: Any, *, validated: bool = False) -> Any:
+        """The array or frame the model takes (see ``ModelFlavor.fast_input``)."""
+        return self.flavor.fast_input(self.model, self._checked(data, validated))
+
+    def predict_fast(self, x: Any) -> np.ndarray:
+        """Predictions for what :meth:`fast_input` built."""
+        return self.flavor.predict_input(self.model, x)
+
+    def predict_proba_fast(self, x: Any) -> np.ndarray:
+        """Probabilities for what :meth:`fast_input` built (classifiers only)."""
+        self._require_classifier()
+        return self.flavor.predict_proba_input(self.model, x)
+
+    def array_predictor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Predict on a plain 2-D numeric array in signature column order, if the model can
+        take one (see ``ModelFlavor.array_predictor``); else None."""
+        return self.flavor.array_predictor(self.model)
+
+    def _require_classifier(self) -> None:
         if not self.signature.is_classifier:
             raise InvalidInput(
                 f"{self.version.ref} is a {self.signature.task} model; only classifiers give "
                 "probabilities",
                 field="model",
             )
-        return self.flavor.predict_proba(self.model, self._checked(data, validated))
 
     def _checked(self, data: Any, validated: bool) -> Any:
         return data if validated else enforce(self.signature, data)

@@ -27,7 +27,9 @@ app.add_typer(alias_app, name="alias")
 def register(
     name: str = typer.Argument(..., help="Model name."),
     file: Path = typer.Argument(..., help="The saved model file."),
-    flavor: str = typer.Option(..., "--flavor", help="skops, onnx or pickle."),
+    flavor: str = typer.Option(
+        ..., "--flavor", help="skops, onnx, xgboost, lightgbm, python-model or pickle."
+    ),
     example: Path | None = typer.Option(
         None, "--example", help="Input example rows (Parquet or CSV) to infer the signature."
     ),
@@ -35,7 +37,7 @@ def register(
     metric: list[str] = typer.Option([], "--metric", help="NAME=VALUE, repeatable."),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
     dataset: list[str] = typer.Option([], "--dataset", help="DATASET@VERSION, repeatable."),
-    trust: bool = typer.Option(False, "--trust", help="Trust the file (needed for pickle)."),
+    trust: bool = typer.Option(False, "--trust", help="Trust the file (needed for pickle, python-model)."),
 ) -> None:
     """Register a model file as the next version of NAME."""
     sig = _read_json(signature) if signature else None

@@ -32,7 +32,7 @@ from modelcycle.interfaces.http.schemas import (
     ModelVersionOut,
     PromotionOut,
 )
-from modelcycle.registry import DEFAULT_MIN_ROWS
+from modelcycle.registry import DEFAULT_MIN_ROWS, get_flavor
 
 __all__ = ["router"]
 
@@ -222,23 +222,28 @@ def upload(
     caller: Operator,
     request: Request,
     name: Name,
-    file: Annotated[UploadFile, File(description="A skops or ONNX file (pickle: admin+trust)")],
-    flavor: Annotated[Literal["skops", "onnx", "pickle"], Form()],
+    file: Annotated[
+        UploadFile, File(description="A model file (flavors that run code: admin+trust)")
+    ],
+    flavor: Annotated[
+        str, Form(max_length=64, description="skops, onnx, xgboost, lightgbm, pickle ...")
+    ],
     signature: Annotated[
         str | None, Form(max_length=1_000_000, description="The signature as JSON")
     ] = None,
     trust: Annotated[bool, Form()] = False,
 ) -> ModelVersionOut:
     """Register an uploaded model file as the next version of NAME (as `models register`)."""
-    if (flavor == "pickle" or trust) and caller.role != "admin":
+    flv = get_flavor(flavor)  # InvalidInput listing the flavors
+    if (flv.needs_trust or trust) and caller.role != "admin":
         raise Forbidden(
             f"token {caller.token_id} has role {caller.role!r}; trusting a file needs 'admin'"
         )
-    if flavor == "pickle" and not trust:
-        raise InvalidInput("pickle runs code when loaded; send trust=true", field="trust")
+    if flv.needs_trust and not trust:
+        raise InvalidInput(f"{flavor} runs code when loaded; send trust=true", field="trust")
     limit: int = request.app.state.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="mc-upload-") as tmp:
-        path = FsPath(tmp) / f"model.{flavor}"
+        path = FsPath(tmp) / f"model.{flv.file_extension}"
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out, 1 << 20)
         if path.stat().st_size > limit:

@@ -6,13 +6,14 @@ numeric matrix), or one ``[N, 1]`` tensor per column named like it (mixed types)
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from modelcycle.errors import InvalidInput
-from modelcycle.registry.flavors.base import ModelFlavor, pinned
+from modelcycle.registry.flavors.base import ModelFlavor, SignatureHints, pinned
 
 __all__ = ["OnnxFlavor"]
 
@@ -35,17 +36,24 @@ def _column(table: pa.Table, name: str, dtype: Any) -> np.ndarray:
 
 class OnnxFlavor(ModelFlavor):
     name = "onnx"
+    file_extension = "onnx"
 
     def detect(self, model: Any) -> bool:
-        try:
-            import onnx
-        except ImportError:
-            return False
-        return isinstance(model, onnx.ModelProto)
+        onnx = sys.modules.get("onnx")  # an onnx model object means onnx is imported already
+        return onnx is not None and isinstance(model, onnx.ModelProto)
 
     def save(self, model: Any) -> bytes:
         data: bytes = model.SerializeToString()
         return data
+
+    def from_file(self, data: bytes, *, trust: bool = False) -> Any:
+        """The ``onnx.ModelProto`` (what ``save`` takes), not a session."""
+        import onnx
+
+        try:
+            return onnx.load_model_from_string(data)
+        except Exception as exc:  # onnx raises DecodeError and others for a foreign file
+            raise InvalidInput(f"not an ONNX model ({exc})", field="model") from exc
 
     def load(self, data: bytes, *, trust: bool = False) -> Any:
         import onnxruntime as ort
@@ -75,20 +83,23 @@ class OnnxFlavor(ModelFlavor):
             for i in inputs
         }
 
-    def _run(self, session: Any, table: pa.Table) -> dict[str, Any]:
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(None, self._feed(session, table)), strict=True))
+    def fast_input(self, model: Any, table: pa.Table) -> Any:
+        return self._feed(model, table)
 
-    def predict(self, model: Any, table: pa.Table) -> np.ndarray:
-        outputs = self._run(model, table)
+    def _run(self, session: Any, feed: dict[str, np.ndarray]) -> dict[str, Any]:
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(None, feed), strict=True))
+
+    def predict_input(self, model: Any, x: Any) -> np.ndarray:
+        outputs = self._run(model, x)
         first = np.asarray(next(iter(outputs.values())))
         # Regressors answer [N, 1]; flatten to match what scikit-learn gives.
         return first.ravel() if first.ndim == 2 and first.shape[1] == 1 else first
 
-    def predict_proba(self, model: Any, table: pa.Table) -> np.ndarray:
-        outputs = self._run(model, table)
+    def predict_proba_input(self, model: Any, x: Any) -> np.ndarray:
+        outputs = self._run(model, x)
         if len(outputs) < 2:
-            return super().predict_proba(model, table)
+            return super().predict_proba_input(model, x)
         proba = outputs.get("probabilities", list(outputs.values())[1])
         if isinstance(proba, list):  # a ZipMap output: one dict per row
             keys = sorted(proba[0]) if proba else []
@@ -98,7 +109,7 @@ class OnnxFlavor(ModelFlavor):
     def runtime(self, model: Any) -> Any:
         return self.load(self.save(model))
 
-    def describe(self, model: Any) -> tuple[str, list[Any] | None]:
+    def signature_hints(self, model: Any) -> SignatureHints:
         """Classifiers converted by skl2onnx carry their labels on the classifier node."""
         for node in model.graph.node:
             for attr in node.attribute:
@@ -109,8 +120,8 @@ class OnnxFlavor(ModelFlavor):
                 else:
                     continue
                 task = "binary_classification" if len(labels) == 2 else "multiclass_classification"
-                return task, labels
-        return "unknown", None
+                return SignatureHints(task, labels)
+        return SignatureHints()
 
     def requirements(self, model: Any) -> list[str]:
         return pinned("onnxruntime", "numpy")

@@ -10,22 +10,33 @@ to anything but a class defined there (a re-exported function, a module) stays u
 from __future__ import annotations
 
 import importlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from modelcycle.errors import InvalidInput
 from modelcycle.registry.errors import UntrustedModel
-from modelcycle.registry.flavors.base import ModelFlavor, distribution_of, frame_for, pinned
+from modelcycle.registry.flavors.base import (
+    ModelFlavor,
+    distribution_of,
+    pinned,
+    positional_estimator,
+)
 
-__all__ = ["SklearnSkopsFlavor", "trusted_sklearn_types"]
+__all__ = ["SklearnSkopsFlavor", "canonical_skops", "trusted_sklearn_types"]
 
 # Module prefixes whose own classes we trust, plus a few exact names; nothing else is added
 # to skops' defaults. numpy.dtype builds a data type description (SimpleImputer and other
 # estimators keep one), which runs no code of the file's choosing.
 _TRUSTED_PREFIXES = ("sklearn.",)
 _TRUSTED_EXACT = frozenset({"numpy.dtype"})
+# A member skops names after an object's id(): "140611273181584.npy".
+_ID_FILE = re.compile(r"^[0-9]+\.[a-z]+$")
 
 
 def _resolves_to_own_class(type_name: str) -> bool:
@@ -54,8 +65,57 @@ def trusted_sklearn_types(names: list[str]) -> tuple[list[str], list[str]]:
     return trusted, refused
 
 
+def canonical_skops(data: bytes) -> bytes:
+    """The same skops file with the same bytes each time the same model is saved.
+
+    skops names objects by ``id()`` (``__id__`` in ``schema.json``, ``<id>.npy`` members) and
+    stamps each zip member with the time: saving one model twice gives two sha256. Each id is
+    renumbered by its first appearance (the same id keeps the same number, so shared objects
+    stay shared), members are written in name order with a fixed date.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    schema = json.loads(members.pop("schema.json"))
+    numbers: dict[str, str] = {}
+
+    def number(value: str) -> str:
+        return numbers.setdefault(value, str(len(numbers) + 1))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                if key == "__id__" and isinstance(value, int):
+                    out[key] = int(number(str(value)))
+                elif key == "file" and isinstance(value, str) and _ID_FILE.match(value):
+                    stem, ext = value.split(".", 1)
+                    out[key] = f"{number(stem)}.{ext}"
+                else:
+                    out[key] = walk(value)
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    renamed = walk(schema)
+    files = {"schema.json": json.dumps(renamed, indent=2).encode()}
+    for name, content in members.items():
+        stem, dot, ext = name.partition(".")
+        files[f"{numbers[stem]}.{ext}" if dot and stem in numbers else name] = content
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            out.writestr(info, files[name])
+    return sink.getvalue()
+
+
 class SklearnSkopsFlavor(ModelFlavor):
     name = "skops"
+    file_extension = "skops"
+    converts_to_onnx = True
 
     def detect(self, model: Any) -> bool:
         try:
@@ -67,8 +127,7 @@ class SklearnSkopsFlavor(ModelFlavor):
     def save(self, model: Any) -> bytes:
         import skops.io as sio
 
-        data: bytes = sio.dumps(model)
-        return data
+        return canonical_skops(sio.dumps(model))
 
     def untrusted_types(self, data: bytes) -> list[str]:
         """The types in ``data`` that neither skops nor our list trusts."""
@@ -96,13 +155,24 @@ class SklearnSkopsFlavor(ModelFlavor):
             )
         return sio.loads(data, trusted=ours + refused if trust else ours)
 
-    def predict(self, model: Any, table: pa.Table) -> np.ndarray:
-        return np.asarray(model.predict(frame_for(model, table)))
+    def array_predictor(self, model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+        if not positional_estimator(model):
+            return None
+        predict: Callable[[np.ndarray], np.ndarray] = model.predict
+        return predict
 
-    def predict_proba(self, model: Any, table: pa.Table) -> np.ndarray:
+    def predict_input(self, model: Any, x: Any) -> np.ndarray:
+        return np.asarray(model.predict(x))
+
+    def predict_proba_input(self, model: Any, x: Any) -> np.ndarray:
         if not hasattr(model, "predict_proba"):
-            return super().predict_proba(model, table)
-        return np.asarray(model.predict_proba(frame_for(model, table)))
+            return super().predict_proba_input(model, x)
+        return np.asarray(model.predict_proba(x))
+
+    def to_onnx(self, model: Any, signature: Any) -> Any:
+        from modelcycle.registry._onnx_export import convert
+
+        return convert(model, signature)
 
     def requirements(self, model: Any) -> list[str]:
         extra = [d for d in distribution_of(model) if d not in ("scikit-learn",)]
