@@ -220,8 +220,9 @@ class Workspace:
         """
         # Imported here so that commands which never deploy skip the deploy stage.
         from modelcycle.deploy import DeployService
+        from modelcycle.deploy.signing import SignedBundleGate, deploy_settings
 
-        return DeployService(
+        service = DeployService(
             self.metadata,
             self.artifacts,
             self.registry,
@@ -229,6 +230,12 @@ class Workspace:
             root=self.root,
             state_dir=self.settings.state_dir,
         )
+        required, trusted = deploy_settings(self.settings.config)
+        if required:  # [deploy] require_signed = true (docs/evidence.md)
+            service.bundle_gate = SignedBundleGate(
+                self.keys, self.metadata, self.actor, self.settings.state_dir, trusted
+            )
+        return service
 
     # -- end of stage facades -------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """Signed bundles: modelcycle signs in the OpenSSF model-signing format and model-signing's
-own CLI verifies it, with no modelcycle involved; a flipped byte or another key fails."""
+own CLI verifies it, with no modelcycle involved; a flipped byte or another key fails. Under
+[deploy] require_signed, deploy refuses an unsigned or altered bundle (exit 5, audited)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,11 @@ import pytest
 
 from _cli import run_cli
 from modelcycle import Workspace
-from modelcycle.deploy.signing import bundle_signature_path, verify_bundle_signature
+from modelcycle.deploy.signing import (
+    bundle_signature_path,
+    kept_signature_path,
+    verify_bundle_signature,
+)
 from modelcycle.errors import IntegrityError, InvalidInput
 
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")
@@ -86,3 +92,56 @@ def test_another_key_and_a_missing_signature_fail_from_the_cli(
     bad.write_text("not a key\n")
     with pytest.raises(InvalidInput, match="is not a PEM public key"):
         verify_bundle_signature(bundle, bad)
+
+
+# -- [deploy] require_signed (last: it changes the module's workspace config) --------------
+
+
+@pytest.fixture(scope="module")
+def strict(ews: Workspace) -> Workspace:
+    config = ews.root / "modelcycle.toml"
+    config.write_text(config.read_text() + "\n[deploy]\nrequire_signed = true\n")
+    return Workspace(ews.root)
+
+
+def _refusals(ws: Workspace) -> list[dict]:  # type: ignore[type-arg]
+    return [e.payload for e in ws.audit.events() if e.action == "deployment.refused"]
+
+
+def test_deploy_refuses_an_unsigned_bundle(strict: Workspace) -> None:
+    proc = run_cli("deploy", "credit/1", "--endpoint", "strict", cwd=strict.root)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert "deployment refused" in proc.stderr
+    assert "is not signed" in proc.stderr
+    (refused,) = _refusals(strict)
+    assert refused["endpoint"] == "strict"
+    assert not strict.deploy.list("strict")  # nothing started, nothing recorded as deployed
+    assert not list((strict.root / ".modelcycle" / "deployments").glob("strict/*/bundle"))
+
+
+def test_gate_passes_a_signed_bundle_and_refuses_an_altered_one(
+    strict: Workspace, tmp_path: Path
+) -> None:
+    run_cli("bundle", "credit/1", "--out", str(tmp_path / "signed"), "--sign",
+            cwd=strict.root, check=True)  # fmt: skip
+    gate = strict.deploy.bundle_gate
+    assert gate is not None
+    # What deploy does: rebuild the bundle (byte-identical), then check it.
+    info = strict.deploy.bundle("credit/1", tmp_path / "rebuilt")
+    assert kept_signature_path(strict.settings.state_dir, info.digest).is_file()
+    gate(info, "strict")
+    assert bundle_signature_path(info.path).is_file()  # the signature travels with it
+    (info.path / "serve.py").write_text("print('not the signed entrypoint')\n")
+    with pytest.raises(IntegrityError, match=r"serve\.py differs from the signed file"):
+        gate(info, "strict")
+    assert len(_refusals(strict)) == 2
+    assert not info.path.exists()
+    shutil.rmtree(tmp_path / "signed")
+
+
+def test_a_malformed_setting_is_named(ews: Workspace) -> None:
+    from modelcycle.deploy.signing import deploy_settings
+
+    with pytest.raises(InvalidInput, match=r"deploy\.require_signed"):
+        deploy_settings({"deploy": {"require_signed": "yes"}})
+    assert deploy_settings({}) == (False, None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +138,8 @@ class DeployService:
         self._root = Path(root)
         self.deployments_dir = Path(state_dir) / "deployments"
         self.records = DeploymentRecords(metadata, registry, actor)
+        # [deploy] require_signed: checks each built bundle before anything starts (signing.py)
+        self.bundle_gate: Callable[[BundleInfo, str], None] | None = None
 
     def __repr__(self) -> str:
         return f"DeployService({str(self._root)!r})"
@@ -278,6 +281,8 @@ class DeployService:
         """Bundle ``mv`` into the attempt's own folder and fix what the attempt is."""
         deployment_id = uuid.uuid4().hex
         info = self.bundle(mv.ref, self.deployments_dir / endpoint / deployment_id / "bundle")
+        if self.bundle_gate is not None:
+            self.bundle_gate(info, endpoint)
         attempt = Attempt(
             id=deployment_id,
             endpoint=endpoint,

@@ -16,14 +16,29 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelcycle.audit.keys import SigningKey, fingerprint, load_public_key
-from modelcycle.errors import IntegrityError, NotFound
+from modelcycle.errors import IntegrityError, InvalidInput, NotFound
 
-__all__ = ["bundle_signature_path", "sign_bundle", "verify_bundle_signature"]
+if TYPE_CHECKING:
+    from modelcycle.deploy.bundle import BundleInfo
+    from modelcycle.store import MetadataStore
+    from modelcycle.store.keys import Keys
+
+__all__ = [
+    "SignedBundleGate",
+    "bundle_signature_path",
+    "deploy_settings",
+    "kept_signature_path",
+    "sign_and_keep",
+    "sign_bundle",
+    "verify_bundle_signature",
+]
 
 
 def bundle_signature_path(bundle: Path | str) -> Path:
@@ -112,3 +127,104 @@ def _reason(exc: Exception) -> str:
         return f"{changed[0]} differs from the signed file{more}"
     first = text.splitlines()[0] if text else type(exc).__name__
     return first if len(first) <= 300 else first[:300] + "..."
+
+
+# -- [deploy] require_signed ------------------------------------------------------------------
+
+
+def kept_signature_path(state_dir: Path, digest: str) -> Path:
+    """Where the workspace keeps the signature of the bundle with ``digest`` (bundles are
+    byte-reproducible, so the bundle deploy rebuilds has the digest ``bundle --sign`` signed)."""
+    return Path(state_dir) / "signatures" / f"{digest}.sig"
+
+
+def sign_and_keep(info: BundleInfo, keys: Keys, key: str | None, state_dir: Path) -> Path:
+    """Sign the bundle ``info`` (``BUNDLE.sig``), keep a copy for deploy's check, audit it."""
+    signing_key = keys.load(key)
+    sig = sign_bundle(info.path, signing_key)
+    kept = kept_signature_path(state_dir, info.digest)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sig, kept)
+    keys.record_use(
+        signing_key, purpose="bundle", subject=info.ref, sha256=info.digest, signature=str(sig)
+    )
+    return sig
+
+
+def deploy_settings(config: dict[str, Any]) -> tuple[bool, list[str] | None]:
+    """``[deploy] require_signed`` (bool) and ``trusted_keys`` (key names; None: every key)."""
+    section = config.get("deploy", {})
+    if not isinstance(section, dict):
+        raise InvalidInput("must be a table", field="deploy (modelcycle.toml)")
+    required = section.get("require_signed", False)
+    if not isinstance(required, bool):
+        raise InvalidInput("must be true or false", field="deploy.require_signed (modelcycle.toml)")
+    trusted = section.get("trusted_keys")
+    if trusted is not None and (
+        not isinstance(trusted, list) or not all(isinstance(k, str) for k in trusted)
+    ):
+        raise InvalidInput(
+            "must be a list of key names", field="deploy.trusted_keys (modelcycle.toml)"
+        )
+    return required, trusted
+
+
+class SignedBundleGate:
+    """Called by deploy on the bundle it just built, before anything starts: the bundle must
+    carry a signature (kept by ``bundle --sign``) that one of the trusted keys verifies over
+    the bundle's files. Otherwise the deployment is refused: IntegrityError (exit 5) and a
+    ``deployment.refused`` audit event naming the reason; the built bundle is removed."""
+
+    def __init__(
+        self,
+        keys: Keys,
+        meta: MetadataStore,
+        actor: str,
+        state_dir: Path,
+        trusted: list[str] | None = None,
+    ) -> None:
+        self._keys = keys
+        self._meta = meta
+        self._actor = actor
+        self._state_dir = Path(state_dir)
+        self._trusted = trusted
+
+    def __call__(self, info: BundleInfo, endpoint: str) -> None:
+        kept = kept_signature_path(self._state_dir, info.digest)
+        if not kept.is_file():
+            self._refuse(
+                info, endpoint,
+                f"bundle {info.digest[:16]}... of {info.ref} is not signed; sign it with "
+                f"`modelcycle bundle {info.ref} --out DIR --sign` ([deploy] require_signed)",
+            )  # fmt: skip
+        names = self._trusted if self._trusted is not None else self._keys.ring.names()
+        reasons = []
+        with tempfile.TemporaryDirectory(prefix="modelcycle-trust-") as folder:
+            for name in names:
+                public = Path(folder) / f"{name}.pub"
+                try:
+                    public.write_bytes(self._keys.public_pem(name))
+                    verify_bundle_signature(info.path, public, signature=kept)
+                except (IntegrityError, InvalidInput, NotFound) as exc:
+                    reasons.append(f"{name}: {exc.message}")
+                    continue
+                # The signature travels with the bundle it covers (BUNDLE.sig beside it).
+                shutil.copyfile(kept, bundle_signature_path(info.path))
+                return
+        self._refuse(
+            info, endpoint,
+            f"the signature of {info.ref}'s bundle does not verify with a trusted key ("
+            + ("; ".join(reasons) or "no trusted key")
+            + ")",
+        )  # fmt: skip
+
+    def _refuse(self, info: BundleInfo, endpoint: str, reason: str) -> NoReturn:
+        shutil.rmtree(info.path, ignore_errors=True)  # nothing of the attempt is left to start
+        with self._meta.write(
+            actor=self._actor,
+            action="deployment.refused",
+            subject=f"model:{info.ref}",
+            payload={"endpoint": endpoint, "bundle_sha256": info.digest, "reason": reason},
+        ):
+            pass
+        raise IntegrityError(f"deployment refused: {reason}")

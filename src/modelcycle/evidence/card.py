@@ -66,7 +66,10 @@ def build_card(
             "owner": mv.tags.get("owner") or mv.created_by,
             "limitations": mv.tags.get("limitations"),
         },
-        "training_data": [_dataset_summary(ws, d) for d in mv.datasets],
+        # The version's data sets but its holdout (shown with the holdout figures).
+        "training_data": [
+            _dataset_summary(ws, d) for d in mv.datasets if d != mv.tags.get("holdout")
+        ],
         "run": {
             "run_id": mv.run_id,
             "code_version": lineage.code_version or _run_code(ws, mv.run_id),

@@ -165,6 +165,9 @@ def run_demo(
                 ws.deploy.stop(d.endpoint)
         say("deployments stopped")
     _timeline(ws, console)
+    from modelcycle.interfaces.demo_evidence import sign_evidence
+
+    sign_evidence(ws, say)
     # A reader token to look around in the console; only its hash is stored, as for any token.
     _, reader_token = TokenStore(ws.metadata, ws.actor).create("demo-reader", "reader")
     report = ws.audit.verify()

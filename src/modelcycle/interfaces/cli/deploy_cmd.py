@@ -70,13 +70,10 @@ def bundle(
         signing_key = ws.keys.load(key) if sign else None  # fail before building anything
         info = ws.deploy.bundle(ref, out, overwrite=overwrite, lock_file=lock)
         if signing_key is not None:
-            from modelcycle.deploy.signing import sign_bundle
+            from modelcycle.deploy.signing import sign_and_keep
 
-            sig = sign_bundle(info.path, signing_key)
-            ws.keys.record_use(
-                signing_key, purpose="bundle", subject=info.ref, sha256=info.digest,
-                signature=str(sig),
-            )  # fmt: skip
+            # Kept in the workspace too: deploy checks it under [deploy] require_signed.
+            sig = sign_and_keep(info, ws.keys, signing_key.name, ws.settings.state_dir)
     reqs = info.manifest["requirements"]
     console.print(
         f"Bundled [bold]{escape(info.ref)}[/] ({info.flavor}) in {escape(str(info.path))}: "
