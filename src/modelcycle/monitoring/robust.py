@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-from modelcycle.monitoring.drift import ColumnDrift, prepare_column
+from modelcycle.monitoring.drift_columns import ColumnDrift, prepare_column
 from modelcycle.monitoring.drift_tests import DRIFT_TESTS
 from modelcycle.monitoring.policy import DriftPolicy
 
