@@ -24,28 +24,23 @@ and ``model_version``.
 from __future__ import annotations
 
 import builtins
-import multiprocessing
 import os
-import pickle
-import queue
-import signal
 import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from modelcycle.audit import utc_timestamp
 from modelcycle.errors import Conflict, IntegrityError, InvalidInput, ModelcycleError
-from modelcycle.registry import LoadedModel, ModelRegistry, Signature
+from modelcycle.registry import ModelRegistry, Signature
 from modelcycle.scoring import batch_io
 from modelcycle.scoring.batch_records import FAILED, RUNNING, BatchJob, BatchRecords
-from modelcycle.store import ArtifactStore, MetadataStore, open_artifact_store, tables
+from modelcycle.scoring.batch_tasks import BatchEngine, ChunkTask, RangeTask, Task, TaskSpec
+from modelcycle.store import ArtifactStore, MetadataStore, tables
 
 if TYPE_CHECKING:
     from modelcycle.datasets import DatasetCatalog
@@ -53,15 +48,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "ENGINES",
+    "BatchEngine",
     "BatchJob",
     "BatchScoring",
-    "LocalEngine",
     "Progress",
     "TaskSpec",
-    "run_task",
 ]
 
-ENGINES = ("local", "dask")
 # Small enough that a worker's data stays a fraction of its libraries and model (peak RSS
 # 0.37x the floor's at 1M rows), large enough that per-chunk costs vanish.
 DEFAULT_CHUNK_ROWS = 32_768
@@ -71,42 +64,50 @@ _MAX_CHUNK_ROWS = 10_000_000
 Progress = Callable[[int, int | None], None]
 
 
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """What every worker needs to score and write a chunk (picklable, sent once)."""
+def _local_engine(
+    scoring: BatchScoring,
+    mv: Any,
+    params: dict[str, Any],
+    spec: TaskSpec,
+    reader: batch_io.RangeReader | None,
+) -> BatchEngine:
+    from modelcycle.scoring.batch_local import LocalEngine
 
-    job_id: str
-    output: str
-    passthrough: tuple[str, ...]
-    proba: bool
-    log_predictions: bool
-    sample_rate: float
-
-
-def run_task(
-    model: LoadedModel, spec: TaskSpec, chunk: int, first_row: int, table: pa.Table
-) -> batch_io.ChunkResult:
-    """Score one chunk and put its part in place (on a worker of either engine)."""
-    out, features, predictions, probabilities = batch_io.score_chunk(
-        model, table, passthrough=list(spec.passthrough), proba=spec.proba
+    return LocalEngine(
+        db_url=scoring._meta.url,
+        artifacts_url=scoring._artifacts_url,
+        actor=scoring._actor,
+        model_ref=mv.ref,
+        sha256=mv.sha256,
+        trust=bool(params["trust"]),
+        spec=spec,
+        workers=params.get("workers") or os.cpu_count() or 1,
+        reader=reader,
     )
-    name, sha = batch_io.write_part(Path(spec.output), chunk, out)
-    logged = (
-        batch_io.log_rows(
-            job_id=spec.job_id,
-            chunk=chunk,
-            first_row=first_row,
-            model=model,
-            features=features,
-            predictions=predictions,
-            probabilities=probabilities,
-            sample_rate=spec.sample_rate,
-            at=utc_timestamp(),
-        )
-        if spec.log_predictions
-        else []
-    )
-    return batch_io.ChunkResult(chunk, table.num_rows, name, sha, logged)
+
+
+def _dask_engine(
+    scoring: BatchScoring,
+    mv: Any,
+    params: dict[str, Any],
+    spec: TaskSpec,
+    reader: batch_io.RangeReader | None,
+) -> BatchEngine:
+    # Imported here: dask.distributed takes a second to import and only this engine needs it.
+    from modelcycle.scoring.batch_dask import DaskEngine
+
+    blob = scoring._artifacts.get_bytes(mv.sha256)  # IntegrityError if the blob was altered
+    return DaskEngine(str(params["scheduler"]), mv, blob, spec, trust=bool(params["trust"]))
+
+
+# The engines by name: each builds an unstarted BatchEngine (see batch_tasks) for a job.
+_ENGINES: dict[
+    str,
+    Callable[
+        [BatchScoring, Any, dict[str, Any], TaskSpec, batch_io.RangeReader | None], BatchEngine
+    ],
+] = {"local": _local_engine, "dask": _dask_engine}
+ENGINES = tuple(_ENGINES)
 
 
 # -- the facade --------------------------------------------------------------------------------
@@ -346,6 +347,8 @@ class BatchScoring:
             ref = parse_dataset_ref(text.removeprefix("data:"), field="input")
             record = self._datasets.version(ref.name, ref.version)
             return f"data:{record.name}@{record.version}"
+        if text.startswith("s3://"):
+            return text  # object storage: recorded as given (scoring/batch_inputs reads it)
         if any(ch in text for ch in "*?["):
             return os.path.abspath(os.path.expanduser(text))
         return str(Path(text).expanduser().resolve())
@@ -375,36 +378,16 @@ class BatchScoring:
         spec: TaskSpec,
         stack: ExitStack,
         reader: batch_io.RangeReader | None,
-    ) -> _Engine:
-        if engine == "dask":
-            from modelcycle.scoring.batch_dask import DaskEngine
-
-            blob = self._artifacts.get_bytes(mv.sha256)  # IntegrityError if the blob was altered
-            dask_engine = DaskEngine(
-                str(params["scheduler"]), mv, blob, spec, trust=bool(params["trust"])
-            )
-            stack.callback(dask_engine.close)
-            dask_engine.start()
-            return dask_engine
-        local = LocalEngine(
-            db_url=self._meta.url,
-            artifacts_url=self._artifacts_url,
-            actor=self._actor,
-            model_ref=mv.ref,
-            sha256=mv.sha256,
-            trust=bool(params["trust"]),
-            spec=spec,
-            workers=params.get("workers") or os.cpu_count() or 1,
-            reader=reader,
-        )
-        stack.callback(local.close)
-        local.start()
-        return local
+    ) -> BatchEngine:
+        runner = _ENGINES[engine](self, mv, params, spec, reader)
+        stack.callback(runner.close)
+        runner.start()  # loads the model in the workers: errors surface here
+        return runner
 
     def _run(
         self,
         job_id: str,
-        runner: _Engine,
+        runner: BatchEngine,
         stream: Iterator[pa.Table],
         done: set[int],
         rows_total: int | None,
@@ -526,249 +509,3 @@ class _Heartbeat:
                 self._records.heartbeat(self._job_id)
             except Exception:  # noqa: S112 - a missed beat is retried next interval
                 continue
-
-
-# -- engines -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkTask:
-    """One chunk read by the coordinating process (CSV input), sent with its rows."""
-
-    chunk: int
-    first_row: int
-    table: pa.Table
-
-
-@dataclass(frozen=True, slots=True)
-class RangeTask:
-    """Chunks ``first`` to ``end - 1`` of a Parquet input, read by the worker itself."""
-
-    first: int
-    end: int
-
-
-Task = ChunkTask | RangeTask
-
-
-class _Engine:
-    """Runs chunk tasks somewhere; calls ``on_done`` in this process as each one completes.
-
-    An engine with a ``reader`` takes :class:`RangeTask` (its workers read the input
-    themselves); otherwise it takes :class:`ChunkTask` only. ``workers`` sizes the plan.
-    """
-
-    spec: TaskSpec
-    reader: batch_io.RangeReader | None = None
-    workers: int = 1
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-# Worker-process state of the local engine: the model (loaded once) and the job's constants.
-_worker: dict[str, Any] = {}
-
-
-def _load_model(
-    db_url: str, artifacts_url: str, actor: str, model_ref: str, sha256: str, trust: bool
-) -> LoadedModel:
-    meta = MetadataStore(db_url)
-    try:
-        registry = ModelRegistry(meta, open_artifact_store(artifacts_url), actor)
-        model = registry.load(model_ref, trust=trust)  # the registry re-checks the sha256
-    finally:
-        meta.close()
-    if model.version.sha256 != sha256:
-        raise IntegrityError(
-            f"{model_ref} loaded with sha256 {model.version.sha256}, expected {sha256}"
-        )
-    return model
-
-
-# What a spawned worker needs to set itself up: _load_model's arguments, the spec, the reader.
-_Setup = tuple[tuple[str, str, str, str, str, bool], TaskSpec, "batch_io.RangeReader | None"]
-
-
-def _worker_main(tasks: Any, results: Any, setup: _Setup | None) -> None:
-    """A local worker: load the model unless inherited (fork), then run tasks until ``None``.
-
-    Sends ``("ready", pid)``, ``("chunk", ChunkResult)`` per part in place, ``("task", None)``
-    per task finished, or ``("failed", error)`` and exits.
-    """
-    # Ctrl-C reaches the whole process group: the coordinating process decides, and stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _limit_threads()
-        if setup is not None:
-            _worker.update(model=_load_model(*setup[0]), spec=setup[1], reader=setup[2])
-    except BaseException as exc:
-        results.put(("failed", _portable(exc)))
-        return
-    results.put(("ready", os.getpid()))
-    model: LoadedModel = _worker["model"]
-    spec: TaskSpec = _worker["spec"]
-    reader: batch_io.RangeReader | None = _worker.get("reader")
-    while (task := tasks.get()) is not None:
-        try:
-            if isinstance(task, RangeTask):
-                assert reader is not None
-                for chunk, table in reader.tables(task.first, task.end):
-                    result = run_task(model, spec, chunk, chunk * reader.chunk_rows, table)
-                    del table
-                    results.put(("chunk", result))
-            else:
-                results.put(
-                    ("chunk", run_task(model, spec, task.chunk, task.first_row, task.table))
-                )
-        except BaseException as exc:
-            results.put(("failed", _portable(exc)))
-            return
-        del task
-        results.put(("task", None))
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives pickling to the coordinating process, else a plain stand-in."""
-    try:
-        pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes, just made
-    except Exception:
-        return ModelcycleError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def _limit_threads() -> None:
-    """One native (OpenMP/BLAS) thread per worker process: one process per core already."""
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
-        return
-    threadpool_limits(limits=1)
-
-
-class LocalEngine(_Engine):
-    """Worker processes on this machine scoring chunks and writing the parts.
-
-    With a ``reader`` (Parquet input) each worker reads its runs of chunks straight from the
-    file, so this process reads and ships nothing; it only hands out ``[first, end)`` runs
-    and commits each part as its worker reports it. Without (CSV), chunks come with their
-    rows.
-    """
-
-    def __init__(
-        self,
-        *,
-        db_url: str,
-        artifacts_url: str,
-        actor: str,
-        model_ref: str,
-        sha256: str,
-        trust: bool,
-        spec: TaskSpec,
-        workers: int,
-        reader: batch_io.RangeReader | None = None,
-    ) -> None:
-        self.spec = spec
-        self.workers = workers
-        self.reader = reader
-        self._load = (db_url, artifacts_url, actor, model_ref, sha256, trust)
-        self._procs: list[Any] = []
-        self._tasks: Any = None
-        self._results: Any = None
-        self._clean = False
-
-    def start(self) -> None:
-        """Start the workers and wait until each has the model (errors surface here)."""
-        # fork is safe while this process runs no other thread, and cheap: the model is loaded
-        # here once and the workers share it copy-on-write, instead of each importing the
-        # libraries and loading it (about a second per process). Otherwise each spawned
-        # worker loads it itself.
-        forking = threading.active_count() == 1 and os.name == "posix"
-        ctx = multiprocessing.get_context("fork" if forking else "spawn")
-        self._tasks, self._results = ctx.Queue(), ctx.Queue()
-        setup: _Setup | None = None
-        if forking:
-            _worker.update(model=_load_model(*self._load), spec=self.spec, reader=self.reader)
-        else:
-            setup = (self._load, self.spec, self.reader)
-        try:
-            for _ in range(self.workers):
-                proc = ctx.Process(  # type: ignore[attr-defined]
-                    target=_worker_main,
-                    args=(self._tasks, self._results, setup),
-                    name="modelcycle-batch-worker",
-                    daemon=True,
-                )
-                proc.start()
-                self._procs.append(proc)
-        finally:
-            _worker.clear()  # the workers have their copy; this process needs none
-        ready = 0
-        while ready < self.workers:
-            kind, value = self._next("while loading the model")
-            if kind == "failed":
-                raise value
-            ready += kind == "ready"
-
-    def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
-        # At most two tasks per worker are queued: for CSV this bounds the rows in flight.
-        window = 2 * self.workers
-        in_flight = 0
-        more = True
-        while True:
-            while more and in_flight < window:
-                task = next(tasks, None)
-                if task is None:
-                    more = False
-                else:
-                    self._tasks.put(task)
-                    in_flight += 1
-                    del task
-            if not in_flight:
-                break
-            kind, value = self._next("while scoring")
-            if kind == "chunk":
-                on_done(value)
-            elif kind == "task":
-                in_flight -= 1
-            elif kind == "failed":
-                raise value
-        self._clean = True
-
-    def _next(self, doing: str) -> tuple[str, Any]:
-        """The next message from a worker; a worker that died is an error, not a hang."""
-        while True:
-            try:
-                message: tuple[str, Any] = self._results.get(timeout=0.5)
-                return message
-            except queue.Empty:
-                for proc in self._procs:
-                    if proc.exitcode is not None:
-                        raise ModelcycleError(
-                            f"a batch worker process died {doing} (exit code {proc.exitcode})"
-                        ) from None
-
-    def close(self) -> None:
-        if not self._procs:
-            return
-        if self._clean:
-            for _ in self._procs:
-                self._tasks.put(None)
-        for proc in self._procs:
-            proc.join(timeout=10 if self._clean else 0)
-            if proc.exitcode is None:
-                proc.terminate()
-                proc.join(timeout=10)
-        for q in (self._tasks, self._results):
-            q.close()
-            if self._clean:
-                q.join_thread()  # so that the next job in this process may fork again
-            else:
-                q.cancel_join_thread()
-        self._procs = []

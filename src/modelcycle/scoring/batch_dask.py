@@ -30,7 +30,7 @@ from modelcycle.entities import ModelVersion
 from modelcycle.errors import IntegrityError, InvalidInput, NotReady
 from modelcycle.registry import LoadedModel, Signature, get_flavor
 from modelcycle.scoring import batch_io
-from modelcycle.scoring.batch import ChunkTask, Task, TaskSpec, _Engine, run_task
+from modelcycle.scoring.batch_tasks import BatchEngine, ChunkTask, Task, TaskSpec, run_task
 
 __all__ = ["DaskEngine"]
 
@@ -85,7 +85,7 @@ def model_loads(sha256: str) -> int:
     return _loads.get(sha256, 0)
 
 
-class DaskEngine(_Engine):
+class DaskEngine(BatchEngine):
     """Scores chunks on the Dask cluster at ``scheduler`` (``tcp://HOST:PORT``)."""
 
     def __init__(
