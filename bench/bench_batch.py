@@ -1,10 +1,16 @@
 """Batch scoring: rows/s and peak memory of the local and Dask engines, against a floor.
 
-The floor is measured in the same run: one process reading the whole Parquet file with
-pyarrow and calling the same model's ``predict`` on all of it at once (no signature check, no
-output written). Every measurement is a fresh process timed whole, from start to exit
-(interpreter, imports, model load included, as a user running it would wait), and the runs
-are interleaved and repeated so that the machine's noise hits each alike; the median is shown.
+Model, rows and floor are the reference harness's (``../shared/bench/batch_peer.sh``): the
+model is ``Pipeline(StandardScaler, HistGradientBoostingClassifier(max_iter=100))`` trained on
+50,000 rows of ``make_classification(n_features=20, n_informative=10, n_redundant=4,
+flip_y=0.02, class_sep=0.8, random_state=42)``; the input is further rows of that generator in
+Parquet (row groups of 100,000). The floor is measured in the same run: one process reading the
+whole Parquet file with pyarrow, ``model.predict`` on the full array (library defaults: OpenMP
+on every core) and the predictions written as Parquet. The local engine runs as a user runs it,
+``modelcycle score MODEL --input IN --output OUT --workers N``. Every measurement is a fresh
+process timed whole, from start to exit (interpreter, imports, model load included, as a user
+running it would wait), and the runs are interleaved and repeated so that the machine's noise
+hits each alike; the median is shown.
 
 Memory: ``peak RSS`` is the largest high-water mark (``VmHWM``) of the measurement's own
 processes: the floor's one process; for the local engine the coordinating process and each
@@ -13,7 +19,7 @@ submitting process and each cluster worker. ``sum PSS`` samples the proportional
 the local engine's whole process tree every 50 ms (shared pages counted once): the memory the
 job costs the machine.
 
-    .venv/bin/python bench/bench_batch.py [--rows 1000000,5000000] [--workers N] [--repeat 3]
+    .venv/bin/python bench/bench_batch.py [--rows 1000000] [--workers 2] [--repeat 3] [--no-dask]
 """
 
 from __future__ import annotations
@@ -51,25 +57,16 @@ def hwm():
 _FLOOR = (
     _HWM
     + """
-import json, sys
-import pyarrow.parquet as pq
-from modelcycle import Workspace
-ws = Workspace(sys.argv[1])
-model = ws.registry.load("bench/1").model
-rows = len(model.predict(pq.read_table(sys.argv[2]).to_pandas()))
-print(json.dumps({"rows": rows, "peak": hwm()}))
-"""
-)
-
-_LOCAL = (
-    _HWM
-    + """
-import json, sys
-from modelcycle import Workspace
-ws = Workspace(sys.argv[1])
-job = ws.batch.score("bench/1", sys.argv[2], sys.argv[3], workers=int(sys.argv[4]))
-ws.close()
-print(json.dumps({"rows": job.rows_out, "peak": hwm()}))
+import json, sys, warnings
+import joblib, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
+model = joblib.load(sys.argv[1] + "/model.joblib")
+tbl = pq.read_table(sys.argv[2])
+X = np.column_stack([tbl.column(i).to_numpy() for i in range(tbl.num_columns)])
+del tbl
+pred = model.predict(X)
+pq.write_table(pa.table({"prediction": pred}), sys.argv[3])
+print(json.dumps({"rows": int(len(pred)), "peak": hwm()}))
 """
 )
 
@@ -90,33 +87,37 @@ print(json.dumps({"rows": job.rows_out, "peak": hwm(), "worker_peak": max(worker
 
 
 def _setup(root: Path, sizes: list[int]) -> dict[int, Path]:
+    import joblib
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from sklearn.datasets import make_classification
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
 
     from modelcycle import init_workspace
 
+    names = [f"f{i}" for i in range(FEATURES)]
+    x, y = make_classification(
+        n_samples=50_000 + max(sizes), n_features=FEATURES, n_informative=10, n_redundant=4,
+        n_classes=2, flip_y=0.02, class_sep=0.8, random_state=42,
+    )  # fmt: skip
+    train = pd.DataFrame(x[:50_000], columns=names)
+    model = Pipeline(
+        [("scale", StandardScaler()), ("clf", HistGradientBoostingClassifier(max_iter=100))]
+    ).fit(train, y[:50_000].astype(np.int64))
+    joblib.dump(model, root / "model.joblib")
     ws, _ = init_workspace(root / "ws")
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame(
-        rng.normal(size=(20_000, FEATURES)), columns=[f"f{i}" for i in range(FEATURES)]
-    )
-    y = (x.f0 + x.f1 * x.f2 + rng.normal(0, 0.5, len(x)) > 0).astype(int)
-    model = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(x, y)
-    ws.registry.register(model, "bench", input_example=x.head(20))
+    ws.registry.register(model, "bench", input_example=train.head(100))
     ws.close()
     paths = {}
     for n in sizes:
         path = root / f"in-{n}.parquet"
-        with pq.ParquetWriter(
-            path, pa.schema([(f"f{i}", pa.float64()) for i in range(FEATURES)])
-        ) as w:
-            for start in range(0, n, 500_000):
-                m = min(500_000, n - start)
-                cols = rng.normal(size=(m, FEATURES))
-                w.write_table(pa.table({f"f{i}": cols[:, i] for i in range(FEATURES)}))
+        rows = x[50_000 : 50_000 + n]
+        table = pa.table({name: rows[:, i] for i, name in enumerate(names)})
+        pq.write_table(table, path, row_group_size=100_000)
         paths[n] = path
     return paths
 
@@ -133,6 +134,7 @@ class _PssSampler:
     def __init__(self, pid: int) -> None:
         self.peak = 0
         self.children_hwm = 0
+        self.root_hwm = 0
         self._root = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -150,6 +152,8 @@ class _PssSampler:
                     total += proc.memory_full_info().pss
                     if proc is not self._root:
                         self.children_hwm = max(self.children_hwm, _hwm_of(proc.pid))
+                    else:
+                        self.root_hwm = max(self.root_hwm, _hwm_of(proc.pid))
                 except (psutil.Error, OSError):
                     continue
             self.peak = max(self.peak, total)
@@ -160,6 +164,12 @@ class _PssSampler:
         return self.peak
 
 
+def _rows_in(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.glob("part-*.parquet"))
+
+
 def _hwm_of(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
@@ -168,10 +178,15 @@ def _hwm_of(pid: int) -> int:
     return 0
 
 
-def _run(code: str, *args: str) -> dict[str, float]:
+def _run(code: str, *args: str, cwd: str | None = None) -> dict[str, float]:
+    """One process (``python -c code``, or the CLI when ``code`` is ``"cli"``) timed whole."""
     started = time.perf_counter()
+    argv = [sys.executable, "-m", "modelcycle", *args] if code == "cli" else [
+        sys.executable, "-c", code, *args,
+    ]  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
+        argv,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -183,7 +198,11 @@ def _run(code: str, *args: str) -> dict[str, float]:
     pss = sampler.stop()
     if proc.returncode != 0:
         raise SystemExit(err)
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result: dict[str, float] = (
+        {"rows": _rows_in(Path(args[args.index("--output") + 1])), "peak": sampler.root_hwm}
+        if code == "cli"
+        else json.loads(out.strip().splitlines()[-1])
+    )
     result.setdefault("worker_peak", sampler.children_hwm)
     result.update(secs=secs, pss=pss)
     return result
@@ -245,8 +264,8 @@ class _Cluster:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", default="1000000,5000000")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rows", default="1000000")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args()
@@ -256,8 +275,8 @@ def main() -> None:
         paths = _setup(root, sizes)
         ws = str(root / "ws")
         print(
-            f"HistGradientBoosting (100 trees), {FEATURES} features, row groups of 500 000, "
-            f"default chunks; median of {args.repeat}, each process timed whole"
+            f"StandardScaler + HistGradientBoosting (100 trees), {FEATURES} features, row groups "
+            f"of 100 000, default chunks; median of {args.repeat}, each process timed whole"
         )
         print(
             f"{'rows':>9} {'what':<26} {'rows/s':>9} {'ratio':>6} {'peak RSS MB':>12} "
@@ -268,9 +287,12 @@ def main() -> None:
             runs: dict[str, list[dict[str, float]]] = {"floor": [], "local": [], "dask": []}
             try:
                 for r in range(args.repeat):
-                    runs["floor"].append(_run(_FLOOR, ws, str(path)))
+                    floor_out = str(root / f"out-floor-{n}-{r}.parquet")
+                    runs["floor"].append(_run(_FLOOR, str(root), str(path), floor_out))
                     out = str(root / f"out-local-{n}-{r}")
-                    runs["local"].append(_run(_LOCAL, ws, str(path), out, str(args.workers)))
+                    cli = ["score", "bench/1", "--input", str(path), "--output", out]
+                    cli += ["--workers", str(args.workers)]
+                    runs["local"].append(_run("cli", *cli, cwd=ws))
                     if cluster is not None:
                         out = str(root / f"out-dask-{n}-{r}")
                         runs["dask"].append(_run(_DASK, ws, str(path), out, cluster.address))
@@ -279,7 +301,7 @@ def main() -> None:
                     cluster.stop()
             floor_rate = statistics.median(x["rows"] / x["secs"] for x in runs["floor"])
             for key, label in [
-                ("floor", "floor (read all, predict)"),
+                ("floor", "floor (read, predict, write)"),
                 ("local", f"local engine x{args.workers}"),
                 ("dask", "dask engine, 2 workers"),
             ]:

@@ -1,18 +1,23 @@
-"""Real-time scoring benchmark: ``modelcycle serve`` against a bare floor, side by side.
+"""Real-time scoring benchmark, the reference harness's way: same model, same floors, wrk.
 
-    [MLFLOW_PYTHON=...] .venv/bin/python bench/bench_serve.py [--seconds 5] [--workers 1]
+    .venv/bin/python bench/bench_serve.py [--workers 1] [--rounds 3] [--seconds 15] [--no-log]
 
-Registers a HistGradientBoosting credit model in a throw-away workspace, starts our server
-(``python -m modelcycle serve credit/1``) and the floor (a bare Starlette app on uvicorn with
-the same workers, native threads limited to one, TCP_NODELAY set, calling ``model.predict`` on
-the parsed row) on 127.0.0.1, and drives each from a separate load-generator process:
-single-row ``POST /predict`` requests over keep-alive connections, concurrency 1 and 16, each
-run bounded in time. Prints requests/s and p50/p99 latency with the ratio to the floor.
+Builds the reference fixture (``Pipeline(StandardScaler, HistGradientBoostingClassifier(
+max_iter=100))`` on 50,000 rows of ``make_classification(n_features=20, n_informative=10,
+n_redundant=4, flip_y=0.02, class_sep=0.8, random_state=42)``, columns ``f0..f19``) and one
+row in MLflow's ``dataframe_split`` form, registers the model in a throw-away workspace and
+starts, one at a time, on 127.0.0.1:
 
-With ``MLFLOW_PYTHON=/path/to/python`` (an environment of its own with mlflow, and the same
-scikit-learn and skops; not a dependency of modelcycle), MLflow's scoring server (``mlflow
-models serve --env-manager local``, same workers) runs on the same model too, driven with
-``POST /invocations`` ``{"dataframe_records": [row]}``.
+* ``floor``: the harness's floor server (bare Starlette on stock ``uvicorn --workers N``,
+  ``json`` row -> ``np.asarray`` -> ``model.predict``), library defaults;
+* ``floor_tuned``: the same with ``OMP_NUM_THREADS=1`` and TCP_NODELAY restored for N > 1;
+* ``modelcycle``: ``python -m modelcycle serve bench-clf/1 --workers N``.
+
+Then ``--rounds`` rounds, target order rotating: ``wrk -t1 -c{1,16} --latency`` POSTing the
+row to ``/invocations`` (3 s warm-up discarded, ``--seconds`` measured). Prints the medians
+and the median per-round ratio to the floor (``floor`` for 1 worker, ``floor_tuned`` for
+more, as ``../shared/bench/measure.sh`` does), then modelcycle's batch-size histogram from
+``/metrics``. Needs ``wrk`` on PATH. The machine is shared: quote ratios, not absolutes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,104 +33,90 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
+from statistics import median
 from typing import Any
 
-import httpx
-
-ROOT = Path(__file__).resolve().parents[1]
-
-FLOOR_APP = textwrap.dedent(
+FLOOR_SERVER = textwrap.dedent(
     """
-    import socket, sys, asyncio
-    import orjson, pandas as pd, skops.io as sio, uvicorn, uvloop
-    from threadpoolctl import threadpool_limits
+    import json, os, warnings
+    import joblib, numpy as np
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
 
-    path, port = sys.argv[1], int(sys.argv[2])
-    data = open(path, "rb").read()
-    model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-    threadpool_limits(1)
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    model = joblib.load(os.environ["BENCH_MODEL"])
 
-    async def predict(request):
-        body = orjson.loads(await request.body())
-        frame = pd.DataFrame(body["rows"])
-        return Response(orjson.dumps({"predictions": model.predict(frame).tolist()}),
+    async def invocations(request):
+        body = json.loads(await request.body())
+        X = np.asarray(body["dataframe_split"]["data"], dtype=np.float64)
+        pred = model.predict(X)
+        return Response(json.dumps({"predictions": pred.tolist()}),
                         media_type="application/json")
 
-    async def ready(request):
-        return Response(b"{}", media_type="application/json")
-
-    app = Starlette(routes=[Route("/predict", predict, methods=["POST"]),
-                            Route("/v2/health/ready", ready)])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(2048)
-    config = uvicorn.Config(app, loop="none", http="httptools", access_log=False,
-                            log_level="warning")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(uvicorn.Server(config).serve(sockets=[sock]))
+    app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"])])
     """
 )
 
-LOAD_GENERATOR = textwrap.dedent(
+# uvicorn --workers N binds with proto 0 and its workers lose TCP_NODELAY (uvicorn #3149).
+RUN_TUNED = textwrap.dedent(
     """
-    import asyncio, json, sys, time
-    port, concurrency = int(sys.argv[1]), int(sys.argv[2])
-    seconds, body, path = float(sys.argv[3]), sys.argv[4], sys.argv[5]
-    payload = body.encode()
-    request = (
-        f"POST {path} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: application/json\\r\\n"
-        f"Content-Length: {len(payload)}\\r\\n\\r\\n"
-    ).encode() + payload
-
-    async def client(deadline, latencies, errors):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\\r\\n\\r\\n")
-            length = 0
-            for line in head.split(b"\\r\\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors.append(head.split(b"\\r\\n")[0].decode())
-        writer.close()
-
-    async def main():
-        latencies, errors = [], []
-        deadline = time.perf_counter() + seconds
-        started = time.perf_counter()
-        await asyncio.gather(*(client(deadline, latencies, errors) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        latencies.sort()
-        pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-        print(json.dumps({"rps": len(latencies) / elapsed, "p50": pick(0.5), "p99": pick(0.99),
-                          "n": len(latencies), "errors": len(errors)}))
-
-    asyncio.run(main())
+    import socket, sys
+    import uvicorn
+    from uvicorn.config import Config
+    _orig = Config.bind_socket
+    def _bind(self):
+        s = _orig(self)
+        if s.family in (socket.AF_INET, socket.AF_INET6) and s.proto == 0:
+            s = socket.socket(s.family, s.type, socket.IPPROTO_TCP, fileno=s.detach())
+            s.set_inheritable(True)
+        return s
+    Config.bind_socket = _bind
+    uvicorn.run("floor_server:app", host="127.0.0.1", port=int(sys.argv[1]),
+                workers=int(sys.argv[2]), log_level="warning", access_log=False)
     """
 )
 
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("WRK_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+"""
 
-# Run by MLFLOW_PYTHON: the same model, saved in MLflow's sklearn flavor.
-MLFLOW_SAVE = textwrap.dedent(
-    """
-    import sys
-    import mlflow.sklearn, skops.io as sio
-    data = open(sys.argv[1], "rb").read()
-    model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-    mlflow.sklearn.save_model(model, sys.argv[2], serialization_format="cloudpickle")
-    """
-)
+
+def build(folder: Path) -> Path:
+    """The reference fixture: the model (joblib for the floors, registered for modelcycle)."""
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modelcycle import init_workspace
+
+    x, y = make_classification(
+        n_samples=50_000, n_features=20, n_informative=10, n_redundant=4, n_classes=2,
+        flip_y=0.02, class_sep=0.8, random_state=42,
+    )  # fmt: skip
+    frame = pd.DataFrame(x.astype(np.float64), columns=[f"f{i}" for i in range(20)])
+    model = Pipeline(
+        [("scale", StandardScaler()), ("clf", HistGradientBoostingClassifier(max_iter=100))]
+    ).fit(frame, y.astype(np.int64))
+    joblib.dump(model, folder / "model.joblib")
+    (folder / "floor_server.py").write_text(FLOOR_SERVER)
+    (folder / "post.lua").write_text(LUA)
+    row = {"dataframe_split": {"columns": list(frame.columns), "data": [x[0].tolist()]}}
+    (folder / "row.json").write_text(json.dumps(row))
+    os.environ["MODELCYCLE_ACTOR"] = "bench"
+    ws, _ = init_workspace(folder / "ws", db_url=f"sqlite:///{folder / 'meta.db'}")
+    with ws:
+        ws.registry.register(model, "bench-clf", input_example=frame.head(100))
+    return folder / "ws"
 
 
 def free_port() -> int:
@@ -134,159 +126,134 @@ def free_port() -> int:
         return port
 
 
-def build_workspace(folder: Path) -> tuple[Path, Path, dict[str, Any]]:
-    """A workspace with credit/1 registered; the model file for the floor; one JSON row."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
-    from modelcycle import init_workspace
-    from modelcycle.datasets import make_credit
-
-    os.environ.setdefault("MODELCYCLE_ACTOR", "bench")
-    table = make_credit(3000, seed=0)
-    frame = table.drop(["default"]).to_pandas()
-    encoder = OrdinalEncoder(
-        handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1
-    )
-    pre = ColumnTransformer(
-        [("cat", encoder, ["employment", "home_ownership", "purpose"])], remainder="passthrough"
-    )
-    model = make_pipeline(pre, HistGradientBoostingClassifier(max_iter=100, random_state=0))
-    model.fit(frame, table.column("default").to_numpy())
-    ws, _ = init_workspace(folder / "ws", db_url=f"sqlite:///{folder / 'meta.db'}")
-    with ws:
-        ws.registry.register(model, "credit", input_example=frame.head(50))
-    import skops.io as sio
-
-    model_file = folder / "model.skops"
-    model_file.write_bytes(sio.dumps(model))
-    row = table.drop(["default"]).slice(5, 1).to_pylist()[0]
-    return ws.root, model_file, row
-
-
-def wait_ready(
-    port: int,
-    procs: list[subprocess.Popen[bytes]],
-    timeout: float = 90,
-    path: str = "/v2/health/ready",
-) -> None:
-    deadline = time.monotonic() + timeout
-    streak = 0
-    while time.monotonic() < deadline and streak < 10:
-        if any(p.poll() is not None for p in procs):
-            raise SystemExit("a server exited during start-up")
+def wait_ready(port: int, body: bytes, proc: subprocess.Popen[bytes]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < 180:
+        if proc.poll() is not None:
+            raise SystemExit(f"a server exited during start-up ({proc.args})")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         try:
-            ok = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).is_success
-        except httpx.TransportError:
-            ok = False
-        streak = streak + 1 if ok else 0
-        time.sleep(0.05 if ok else 0.2)
-    if streak < 10:
-        raise SystemExit(f"server on port {port} not ready after {timeout} s")
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"server on port {port} not ready after 180 s")
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-def drive(
-    port: int, concurrency: int, seconds: float, body: str, path: str = "/predict"
-) -> dict[str, float]:
-    argv = [str(port), str(concurrency), str(seconds), body, path]
+def wrk(port: int, concurrency: int, seconds: int, folder: Path) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", LOAD_GENERATOR, *argv],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout)
-    return result
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+         "-s", str(folder / "post.lua"), f"http://127.0.0.1:{port}/invocations"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        env={**os.environ, "WRK_BODY": str(folder / "row.json")},
+    ).stdout  # fmt: skip
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+    def latency(p: str) -> float:
+        m = re.search(rf"^\s+{p}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M)
+        assert m is not None, out
+        return float(m.group(1)) * unit[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert rps is not None, out
+    return {
+        "rps": float(rps.group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "errors": float(non2xx.group(1)) if non2xx else 0.0,
+    }
+
+
+def histogram(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return "\n".join(line for line in text.splitlines() if line.startswith("modelcycle_batch_size"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--no-log", action="store_true", help="serve with --no-log")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    env["MODELCYCLE_ACTOR"] = "bench"
+    ref = "floor" if args.workers == 1 else "floor_tuned"
     with tempfile.TemporaryDirectory() as tmp:
-        root, model_file, row = build_workspace(Path(tmp))
-        body = json.dumps({"rows": [row]})
-        results: dict[tuple[str, int], dict[str, float]] = {}
-        labels = ["floor", "modelcycle"]
-        mlflow_python = os.environ.get("MLFLOW_PYTHON")
-        if mlflow_python:
-            labels.append("mlflow")
-            mlflow_model = Path(tmp) / "mlflow-model"
-            subprocess.run(
-                [mlflow_python, "-c", MLFLOW_SAVE, str(model_file), str(mlflow_model)],
-                check=True,
-                timeout=300,
-            )
-        for label in labels:
-            port = free_port()
-            path, ready, request = "/predict", "/v2/health/ready", body
-            if label == "floor":
-                procs = [
-                    subprocess.Popen(
-                        [sys.executable, "-c", FLOOR_APP, str(model_file), str(port)], env=env
-                    )
-                    for _ in range(args.workers)
-                ]
-            elif label == "modelcycle":
-                cmd = [sys.executable, "-m", "modelcycle", "serve", "credit/1"]
-                cmd += ["--port", str(port), "--workers", str(args.workers)]
-                procs = [subprocess.Popen(cmd, cwd=root, env=env, stderr=subprocess.DEVNULL)]
-            else:
-                # MLflow's own scoring server, as its users run it, from its own environment.
-                cmd = [mlflow_python or "", "-m", "mlflow", "models", "serve", "-m"]
-                cmd += [str(mlflow_model), "--env-manager", "local", "--host", "127.0.0.1"]
-                cmd += ["--port", str(port), "--workers", str(args.workers)]
-                # It starts `uvicorn` by name: its environment's bin folder goes first on PATH.
-                bin_dir = str(Path(mlflow_python or "").parent)
-                ml_env = {**env, "PATH": f"{bin_dir}:{env.get('PATH', '')}"}
-                procs = [
-                    subprocess.Popen(
-                        cmd, env=ml_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                    )
-                ]
-                path, ready = "/invocations", "/ping"
-                request = json.dumps({"dataframe_records": [row]})
-            try:
-                wait_ready(port, procs, path=ready)
-                drive(port, 4, 1.0, request, path)  # warm-up
-                for concurrency in (1, 16):
-                    results[(label, concurrency)] = drive(
-                        port, concurrency, args.seconds, request, path
-                    )
-            finally:
-                stop(procs)
-    print(f"\nsingle-row POST /predict, {args.workers} worker(s), {args.seconds:g} s per run")
+        folder = Path(tmp)
+        root = build(folder)
+        body = (folder / "row.json").read_bytes()
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+        mc = [sys.executable, "-m", "modelcycle", "serve", "bench-clf/1", "--workers"]
+        mc += [str(args.workers)] + (["--no-log"] if args.no_log else [])
+        uv = [sys.executable, "-m", "uvicorn", "floor_server:app", "--workers"]
+        uv += [str(args.workers), "--log-level", "warning", "--no-access-log"]
+        targets: dict[str, tuple[list[str], dict[str, str], Path]] = {
+            "floor": (uv, {"BENCH_MODEL": str(folder / "model.joblib")}, folder),
+            "floor_tuned": (
+                [sys.executable, "-c", RUN_TUNED],
+                {"BENCH_MODEL": str(folder / "model.joblib"), "OMP_NUM_THREADS": "1"},
+                folder,
+            ),
+            "modelcycle": (mc, {"MODELCYCLE_ACTOR": "bench"}, root),
+        }
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        ports: dict[str, int] = {}
+        try:
+            for name, (cmd, env, cwd) in targets.items():
+                ports[name] = port = free_port()
+                argv = [*cmd, "--port", str(port)] if name != "floor_tuned" else [*cmd, str(port)]
+                if name == "floor_tuned":
+                    argv.append(str(args.workers))
+                procs[name] = subprocess.Popen(
+                    argv, cwd=cwd, env={**base_env, **env}, start_new_session=True,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                print(f"{name}: ready in {wait_ready(port, body, procs[name]):.1f} s", flush=True)
+            names = list(targets)
+            runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for r in range(args.rounds):
+                order = names[r % len(names) :] + names[: r % len(names)]
+                for c in (1, 16):
+                    for name in order:
+                        wrk(ports[name], c, 3, folder)  # warm-up, discarded
+                        runs.setdefault((name, c), []).append(
+                            wrk(ports[name], c, args.seconds, folder)
+                        )
+            report(runs, names, ref, args)
+            print(f"\nmodelcycle batch sizes (rows per predict call, whole run):\n"
+                  f"{histogram(ports['modelcycle'])}")  # fmt: skip
+        finally:
+            for proc in procs.values():
+                os.killpg(proc.pid, signal.SIGTERM)
+            for proc in procs.values():
+                proc.wait(30)
+
+
+def report(runs: dict[tuple[str, int], list[dict[str, float]]], names: list[str], ref: str,
+           args: Any) -> None:  # fmt: skip
     print(
-        f"{'concurrency':>11} | {'server':<10} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7}"
-        f" | {'x floor req/s':>13} | {'x floor p50':>11} | {'x floor p99':>11} | errors"
+        f"\nPOST /invocations, one row, {args.workers} worker(s), {args.rounds} rounds x "
+        f"{args.seconds} s, wrk -t1; medians; ratio = median of per-round target/{ref}"
     )
-    for concurrency in (1, 16):
-        floor = results[("floor", concurrency)]
-        for label in labels:
-            r = results[(label, concurrency)]
+    for c in (1, 16):
+        for name in names:
+            rs, fl = runs[(name, c)], runs[(ref, c)]
+
+            def ratio(key: str, rs: list[dict[str, float]] = rs, fl: Any = fl) -> float:
+                return median(a[key] / b[key] for a, b in zip(rs, fl, strict=True))
+
             print(
-                f"{concurrency:>11} | {label:<10} | {r['rps']:>8.0f} | {r['p50'] * 1e3:>7.2f} | "
-                f"{r['p99'] * 1e3:>7.2f} | {r['rps'] / floor['rps']:>13.2f} | "
-                f"{r['p50'] / floor['p50']:>11.2f} | {r['p99'] / floor['p99']:>11.2f} | "
-                f"{int(r['errors'])}"
+                f"c={c:<3} {name:<12} {median(x['rps'] for x in rs):>8.0f} req/s "
+                f"({ratio('rps'):.2f}x)  p50 {median(x['p50'] for x in rs):.3f} ms "
+                f"({ratio('p50'):.2f}x)  p99 {median(x['p99'] for x in rs):.3f} ms "
+                f"({ratio('p99'):.2f}x)  non-2xx {int(sum(x['errors'] for x in rs))}"
             )
 
 
