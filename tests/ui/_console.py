@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from modelcycle import Workspace, init_workspace
@@ -81,12 +82,32 @@ def build_workspace(root: Path) -> Site:
     check = ws.monitoring.drift("data:credit@1", "data:credit@2")
     site.check = check.id or 0
     ws.deploy("credit/1", endpoint="credit")  # a local process, stopped by the fixture's end
+    _score_and_label(ws, "credit")
     job, _ = ws.automations.queue.enqueue("note", {"text": "from the console tests"})
     site.job = job.id
     store = TokenStore(ws.metadata, ws.actor)
     for role in ("reader", "operator", "admin"):
         _, site.tokens[role] = store.create(f"{role}-person", role)
     return site
+
+
+def _score_and_label(ws: Workspace, endpoint: str) -> None:
+    """200 rows scored through the endpoint (the prediction log) and their true labels sent
+    to its /feedback: what performance over time, measured and estimated, is computed from."""
+    url = ws.deploy.active(endpoint).url  # type: ignore[union-attr]
+    data = make_credit(200, seed=5, drift=0.3)
+    labels = data.column("default").to_pylist()
+    rows = data.drop_columns(["default"]).to_pylist()
+    feedback = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for start in range(0, len(rows), 50):
+            answer = client.post("/predict", json={"rows": rows[start : start + 50]})
+            answer.raise_for_status()
+            rid = answer.headers["x-request-id"]
+            feedback += [
+                {"request_id": rid, "row": i, "label": labels[start + i]} for i in range(50)
+            ]
+        client.post("/feedback", json={"feedback": feedback}).raise_for_status()
 
 
 @contextmanager

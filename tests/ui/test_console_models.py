@@ -47,6 +47,9 @@ def test_overview_shows_champion_drift_and_events(web: Watched) -> None:
     card = page.get_by_role("region", name=re.compile("credit"))
     expect(card).to_contain_text("credit/1")  # the champion
     expect(card).to_contain_text("credit (credit/1)")  # where it is deployed
+    trend = card.get_by_role("img", name=re.compile(r"^accuracy of credit\/1 per hour"))
+    expect(trend).to_have_attribute("aria-label", re.compile(r"measured 0\.\d+, estimated 0\.\d+"))
+    expect(card.get_by_role("link", name=re.compile("accuracy .* measured"))).to_be_visible()
     expect(page.get_by_role("heading", name="Latest audit events")).to_be_visible()
     expect(page.locator("table").last).to_contain_text("model.promoted")
     web.shot("overview")

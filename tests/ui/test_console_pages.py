@@ -103,6 +103,12 @@ def test_approvals_placeholder(web: Watched) -> None:
 def test_monitoring_heatmap_and_check_with_its_sandboxed_report(web: Watched) -> None:
     web.sign_in()
     page = web.goto("/monitoring")
+    expect(page.get_by_role("heading", name=re.compile(r"^Performance of credit\/1"))).to_be_visible()
+    window = page.locator("#performance-table tbody tr").first
+    expect(window).to_contain_text("200")  # the predictions the rig scored, all labelled
+    expect(window.locator("td").nth(3)).to_have_text(re.compile(r"^0\.\d+"))  # measured
+    expect(window.locator("td").nth(4)).to_have_text(re.compile(r"^0\.\d+"))  # estimated
+    page.wait_for_function("document.querySelector('.chart .main-svg') !== null")
     heatmap = page.locator("#heatmap")
     drifted = heatmap.locator("td.cell-drift").first
     expect(drifted).to_contain_text("⚠ drifted")

@@ -325,13 +325,15 @@ class Monitoring:
         degradation: float | None = None,
         min_rows: int | None = None,
         now: datetime | None = None,
+        record: bool = True,
     ) -> PerformanceReport:
         """Metrics from ground truth per ``window``, against the version's holdout metrics.
 
         Without ``since``: the one window ending at ``until`` (or now). With ``since``:
         consecutive windows from ``since`` to ``until``. A metric worse than the holdout's by
         more than ``degradation`` (relative; default 0.05 or ``[monitoring] degradation``)
-        records a ``performance.degraded`` event.
+        records a ``performance.degraded`` event, unless ``record`` is False (a page that
+        only shows the figures must not write events each time it is viewed).
         """
         from modelcycle.registry import Signature
 
@@ -401,7 +403,7 @@ class Monitoring:
             windows=results,
             ambiguous_request_ids=ambiguous,
         )
-        if result.degraded:
+        if result.degraded and record:
             bad = [w for w in results if w.degraded]
             with self._meta.write(
                 actor=self._actor,

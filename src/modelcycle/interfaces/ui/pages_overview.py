@@ -8,12 +8,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from modelcycle.entities import ModelVersion
+from modelcycle.interfaces.ui.performance import performance_series, sparkline
 from modelcycle.interfaces.ui.web import ConsoleRoute, render, viewer
 from modelcycle.store.audit_trail import AuditFilter
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+def _trend(ws: Any, ref: str) -> dict[str, Any] | None:
+    """The champion's measured and estimated performance over the last 12 hours."""
+    series = performance_series(ws, ref, hours=12)
+    return {"s": series, "line": sparkline(series)} if series is not None else None
 
 
 @router.get("/")
@@ -36,6 +43,7 @@ def overview(request: Request) -> HTMLResponse:
                 "champion": champion,
                 "deployed": [d for d in deployments if d.model_name == name],
                 "last_check": checks[-1] if checks else None,
+                "trend": _trend(ws, champion.ref) if champion is not None else None,
             }
         )
     queue = ws.automations.queue

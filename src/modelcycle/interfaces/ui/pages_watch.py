@@ -7,12 +7,14 @@ import os
 import tempfile
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelcycle.errors import InvalidInput, ModelcycleError, NotFound
+from modelcycle.interfaces.ui.performance import performance_chart, performance_series
 from modelcycle.interfaces.ui.web import (
     ConsoleRoute,
     Page,
@@ -70,11 +72,25 @@ def monitoring(request: Request) -> HTMLResponse:
         }
         for check_id, cols in per_check.items()
     }
-    models = sorted({h.model_name for h in ws.monitoring.history(limit=1000) if h.model_name})
+    models = sorted({mv.name for mv in ws.registry.list()})
+    perf = _performance(ws, model or (models[0] if models else None))
     return render(
         request, "monitoring.html", who, checks=checks, columns=columns, cells=cells,
-        models=models, model=model, more_columns=max(0, len(drifts) - len(columns)),
+        models=models, model=model, more_columns=max(0, len(drifts) - len(columns)), perf=perf,
     )  # fmt: skip
+
+
+def _performance(ws: Any, name: str | None) -> dict[str, Any] | None:
+    """The model's champion (else its newest version) over the last 24 hours."""
+    if name is None:
+        return None
+    versions = ws.registry.list(name)
+    if not versions:
+        return None
+    chosen = next((v for v in versions if "champion" in v.aliases), versions[-1])
+    series = performance_series(ws, chosen.ref, hours=24)
+    chart = performance_chart(series) if series is not None else None
+    return {"name": name, "ref": chosen.ref, "s": series, "chart": chart}
 
 
 @router.get("/monitoring/checks/{check_id}")
