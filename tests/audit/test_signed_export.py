@@ -59,7 +59,7 @@ def signed(ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     proc = run_cli("audit", "export", str(export), "--sign", cwd=ws.root, check=True)
     assert "modelcycle audit verify --file" in proc.stdout
     public = folder / "default.pub"
-    run_cli("keys", "export-public", "default", "--out", str(public), cwd=ws.root, check=True)
+    public.write_bytes(ws.keys.public_pem("default"))
     return export, export_signature_path(export), public
 
 

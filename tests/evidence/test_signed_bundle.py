@@ -16,6 +16,7 @@ from modelcycle import Workspace
 from modelcycle.deploy.signing import (
     bundle_signature_path,
     kept_signature_path,
+    sign_and_keep,
     verify_bundle_signature,
 )
 from modelcycle.errors import IntegrityError, InvalidInput
@@ -109,7 +110,7 @@ def _refusals(ws: Workspace) -> list[dict]:  # type: ignore[type-arg]
 
 
 def test_deploy_refuses_an_unsigned_bundle(strict: Workspace) -> None:
-    proc = run_cli("deploy", "credit/1", "--endpoint", "strict", cwd=strict.root)
+    proc = run_cli("deploy", "credit/2", "--endpoint", "strict", cwd=strict.root)  # never signed
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert "deployment refused" in proc.stderr
     assert "is not signed" in proc.stderr
@@ -122,8 +123,8 @@ def test_deploy_refuses_an_unsigned_bundle(strict: Workspace) -> None:
 def test_gate_passes_a_signed_bundle_and_refuses_an_altered_one(
     strict: Workspace, tmp_path: Path
 ) -> None:
-    run_cli("bundle", "credit/1", "--out", str(tmp_path / "signed"), "--sign",
-            cwd=strict.root, check=True)  # fmt: skip
+    signed = strict.deploy.bundle("credit/1", tmp_path / "signed")
+    sign_and_keep(signed, strict.keys, None, strict.settings.state_dir)  # as `bundle --sign`
     gate = strict.deploy.bundle_gate
     assert gate is not None
     # What deploy does: rebuild the bundle (byte-identical), then check it.
