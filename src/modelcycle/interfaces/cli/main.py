@@ -31,6 +31,7 @@ from modelcycle.interfaces.cli import (
     artifacts_cmd,
     audit_cmd,
     automations_cmd,
+    ci_cmd,
     data_cmd,
     demo_cmd,
     deploy_cmd,
@@ -117,6 +118,7 @@ app.add_typer(deploy_cmd.deployments_app, name="deployments")
 app.add_typer(keys_cmd.app, name="keys")
 models_cmd.app.command("card")(evidence_cmd.card)
 audit_cmd.app.command("pack")(evidence_cmd.pack)
+app.add_typer(ci_cmd.app, name="ci")
 
 
 def exit_code_for(error: ModelcycleError) -> int:
