@@ -48,14 +48,14 @@ name = "train-first-model"
 on = "dataset.version_created"
 where = { subject_name = "credit", version = 1 }
 do = "train"
-with = { data = "{subject_ref}", target = "default" }
+with = { data = "{subject_ref}", target = "default"{model} }
 
 [[rules]]
 name = "retrain-on-drift"
 on = "drift.detected"
 where = { subject_name = "credit" }
 do = "train"
-with = { data = "credit", target = "default" }
+with = { data = "credit", target = "default"{model} }
 debounce = "1h"
 
 [[rules]]
@@ -122,9 +122,11 @@ def run_demo(
     rows: int = 6000,
     every: str = "5s",
     with_approval: bool = False,
+    model: str = "hgb",
 ) -> None:
     """Run the loop in a new workspace at ``path`` (``with_approval``: under a promotion policy,
-    each promotion stops at a request that a second identity approves)."""
+    each promotion stops at a request that a second identity approves; ``model``: the trainer's
+    algorithm, e.g. ``xgboost``)."""
     started = time.monotonic()
 
     def say(text: str) -> None:
@@ -133,7 +135,9 @@ def run_demo(
     ws, _ = init_workspace(path)
     (ws.root / "modelcycle.toml").write_text(
         (ws.root / "modelcycle.toml").read_text()
-        + RULES.replace("{every}", every)
+        + RULES.replace("{every}", every).replace(
+            "{model}", "" if model == "hgb" else f', model = "{model}"'
+        )
         + (APPROVAL_POLICY if with_approval else "")
     )
     ws.close()

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modelcycle.errors import InvalidInput
-from modelcycle.pipelines._estimators import ALGORITHMS, build_estimator
+from modelcycle.pipelines._estimators import ALGORITHMS, NATIVE, build_estimator
 from modelcycle.pipelines._evaluation import evaluation_details, render_html
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.spec import Pipeline, step
@@ -214,6 +214,27 @@ def _features(table: pa.Table, problem: dict[str, Any]) -> Any:
     return table.select(problem["features"]).to_pandas()
 
 
+def _native_features(table: pa.Table, problem: dict[str, Any]) -> Any:
+    """The raw columns for XGBoost and LightGBM: text as pandas categories (both libraries
+    map categories to the ones seen in training by name, as their flavors do at scoring)."""
+    frame = _features(table, problem)
+    for f in table.select(problem["features"]).schema:
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            frame[f.name] = frame[f.name].astype("category")
+    return frame
+
+
+def _inputs(fitted: Any, table: pa.Table, problem: dict[str, Any]) -> Any:
+    """What ``fitted`` predicts on: a scikit-learn pipeline takes the raw frame."""
+    return (
+        _features(table, problem) if hasattr(fitted, "steps") else _native_features(table, problem)
+    )
+
+
+def _final(fitted: Any) -> Any:
+    return fitted[-1] if hasattr(fitted, "steps") else fitted
+
+
 def _labels(table: pa.Table, problem: dict[str, Any]) -> np.ndarray:
     y: np.ndarray = table.column(problem["target"]).to_numpy(zero_copy_only=False)
     return y.astype(str) if problem["task"] == "classification" and y.dtype == object else y
@@ -234,9 +255,27 @@ def train(
     estimator = build_estimator(problem["task"], algorithm, seed, hyperparams)
     given = ", ".join(f"{k}={v!r}" for k, v in hyperparams.items())
     print(f"fitting {type(estimator).__name__} ({algorithm}){f' with {given}' if given else ''}")
+    labels = _labels(train_set, problem)
+    if algorithm in NATIVE:
+        # Registered as is, in the library's own flavor: no scikit-learn preprocessing.
+        if algorithm == "xgboost" and problem["task"] == "classification":
+            _check_class_codes(labels)
+        return estimator.fit(_native_features(train_set, problem), labels)
     model = SkPipeline([("preprocess", preprocessor), ("model", estimator)])
-    model.fit(_features(train_set, problem), _labels(train_set, problem))
+    model.fit(_features(train_set, problem), labels)
     return model
+
+
+def _check_class_codes(labels: np.ndarray) -> None:
+    """XGBoost's classifier learns classes 0..K-1 only (it keeps no other labels)."""
+    values = np.unique(labels)
+    if values.dtype.kind not in "iu" or values.tolist() != list(range(len(values))):
+        shown = ", ".join(map(str, values[:5].tolist()))
+        raise InvalidInput(
+            f"--model xgboost needs class labels 0..K-1, the target has {shown}; "
+            "use --model lightgbm (any labels) or encode the target",
+            field="target",
+        )
 
 
 @step(outputs=("metrics", "evaluation", "evaluation_html"))
@@ -248,7 +287,7 @@ def evaluate(
     importance) as JSON, and as an HTML page."""
     from sklearn import metrics as skm
 
-    x = _features(holdout_set, problem)
+    x = _inputs(fitted, holdout_set, problem)
     y = _labels(holdout_set, problem)
     out: dict[str, float] = {}
     proba = None
@@ -280,7 +319,7 @@ def evaluate(
     )
     page = render_html(
         details,
-        title=f"Evaluation of {type(fitted[-1]).__name__} on {problem['holdout']}",
+        title=f"Evaluation of {type(_final(fitted)).__name__} on {problem['holdout']}",
         metrics=out,
     )
     return {"metrics": out, "evaluation": details, "evaluation_html": page}
@@ -318,7 +357,7 @@ def register(
     evaluation artifacts linked by sha256 in its tags); point ``challenger`` at it."""
     name = model_name or problem["data"].split("@", 1)[0]
     example = _example(train_set.select(problem["features"]))
-    estimator = type(fitted[-1]).__name__
+    estimator = type(_final(fitted)).__name__
     tags = {
         "holdout": problem["holdout"],
         "target": problem["target"],
@@ -369,5 +408,6 @@ TABULAR_TRAINER = Pipeline(
         "holdout_fraction": 0.2,
     },
     required=("data", "target"),
-    description="Train, evaluate and register a scikit-learn model on a tabular data set.",
+    description="Train, evaluate and register a scikit-learn, XGBoost or LightGBM model on a "
+    "tabular data set.",
 )

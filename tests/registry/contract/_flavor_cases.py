@@ -30,6 +30,8 @@ class Case:
     trust: bool = False
     # the packages (normalised names) the bundle's lock must hold, besides the server's
     needs: tuple[str, ...] = ()
+    # the labels the user's own object predicts on these rows (None: no such method)
+    own: Callable[[], np.ndarray] | None = None
 
 
 def frame(numeric_only: bool = False) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -86,7 +88,13 @@ def _xgb_classifier() -> Case:
     model = xgb.XGBClassifier(n_estimators=8, max_depth=3, enable_categorical=True).fit(x, y)
     table = pa.Table.from_pandas(x.assign(region=x.region.astype(str)))
     return Case(
-        "xgboost-classifier", "xgboost", model, table, True, needs=("xgboost-cpu", "scikit-learn")
+        "xgboost-classifier",
+        "xgboost",
+        model,
+        table,
+        True,
+        needs=("xgboost-cpu",),
+        own=lambda: model.predict(x),
     )
 
 
@@ -107,7 +115,15 @@ def _lgbm_classifier() -> Case:
     model = lgb.LGBMClassifier(n_estimators=8, num_leaves=7, min_child_samples=5, verbose=-1)
     model.fit(x, labels)
     table = pa.Table.from_pandas(x.assign(region=x.region.astype(str)))
-    return Case("lightgbm-classifier", "lightgbm", model, table, True, needs=("lightgbm",))
+    return Case(
+        "lightgbm-classifier",
+        "lightgbm",
+        model,
+        table,
+        True,
+        needs=("lightgbm",),
+        own=lambda: model.predict(x),
+    )
 
 
 def _lgbm_booster() -> Case:

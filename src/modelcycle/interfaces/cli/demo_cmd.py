@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console
 
 
@@ -21,9 +22,16 @@ def demo(
         "--with-approval",
         help="Under a promotion policy: each promotion waits for a second identity's approval.",
     ),
+    model: str = typer.Option(
+        "hgb", "--model", help="The trainer's algorithm: hgb (default), xgboost, lightgbm ..."
+    ),
 ) -> None:
     """Run the full loop: data -> train -> promote -> deploy -> traffic -> drift -> retrain."""
     from modelcycle.interfaces.demo import run_demo
+    from modelcycle.pipelines import ALGORITHMS
+
+    if model not in ALGORITHMS:  # before the workspace is made
+        raise InvalidInput(f"{model!r} is not one of {', '.join(ALGORITHMS)}", field="--model")
 
     path = workspace or Path(tempfile.mkdtemp(prefix="modelcycle-demo-")) / "workspace"
-    run_demo(path, console, rows=rows, every=every, with_approval=with_approval)
+    run_demo(path, console, rows=rows, every=every, with_approval=with_approval, model=model)

@@ -45,7 +45,9 @@ def train(
     data: str = typer.Option(..., "--data", help="NAME[@VERSION] of the data set."),
     target: str = typer.Option(..., "--target", help="The column to predict."),
     task: str = typer.Option("auto", "--task", help="classification, regression or auto."),
-    model: str = typer.Option("hgb", "--model", help="hgb, logreg, rf or linear."),
+    model: str = typer.Option(
+        "hgb", "--model", help="hgb, logreg, rf, linear, xgboost or lightgbm."
+    ),
     register: str | None = typer.Option(
         None, "--register", help="Model name (default: the data set's name)."
     ),

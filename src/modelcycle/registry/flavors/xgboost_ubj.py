@@ -1,15 +1,17 @@
 """XGBoost models in the booster's own format (UBJSON; JSON accepted from a file), no pickle.
 
 Stores scikit-learn wrappers (``XGBClassifier``, ``XGBRegressor``) and raw ``Booster`` objects.
-A wrapper is saved with its ``save_model``, which records the wrapper's kind in the file
-(attribute ``scikit_learn``), so loading gives back the same kind of wrapper; a file without
-it loads as a raw booster. Neither runs code from the file: an XGBoost model is trees and
+A wrapper is saved with its ``save_model`` (which notes the wrapper's kind in the file), a
+booster with ``save_raw``. Neither runs code from the file: an XGBoost model is trees and
 numbers.
 
-A raw booster's task comes from its objective: ``binary:logistic`` answers probabilities
-(predicted label: probability > 0.5, as ``XGBClassifier`` does), ``multi:softprob`` one
+Loading gives the ``Booster``, and every model (a wrapper too) predicts through its booster,
+as the wrappers themselves do: so serving needs xgboost and numpy only, not scikit-learn
+(an image ~50 MB smaller). The task comes from the objective: ``binary:logistic`` answers
+probabilities (label: probability > 0.5, as ``XGBClassifier``), ``multi:softprob`` one
 probability per class (label: the most probable), ``reg:*`` numbers; any other objective
-answers what the booster answers, task ``unknown``.
+answers what the booster answers, task ``unknown``. Classes are 0..K-1 (``XGBClassifier``
+learns no other labels).
 
 Optional extra: ``pip install 'modelcycle[xgboost]'`` (the ``xgboost-cpu`` wheel).
 """
@@ -32,7 +34,6 @@ from modelcycle.errors import InvalidInput
 from modelcycle.registry.flavors.base import (
     ModelFlavor,
     SignatureHints,
-    estimator_hints,
     pinned,
     require_module,
     row_major,
@@ -74,38 +75,26 @@ class XGBoostFlavor(ModelFlavor):
     def load(self, data: bytes, *, trust: bool = False) -> Any:
         xgb = require_module("xgboost", _EXTRA)
         try:
-            booster = xgb.Booster(model_file=bytearray(data))
+            return xgb.Booster(model_file=bytearray(data))
         except xgb.core.XGBoostError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InvalidInput(f"not an XGBoost model ({first})", field="model") from exc
-        meta = booster.attr("scikit_learn")
-        if meta is None:
-            return booster
-        kind = json.loads(meta).get("_estimator_type")
-        wrapper = {"classifier": xgb.XGBClassifier, "regressor": xgb.XGBRegressor}.get(kind)
-        if wrapper is None:
-            return booster
-        model = wrapper()
-        model.load_model(bytearray(data))
-        return model
 
-    def from_file(self, data: bytes, *, trust: bool = False) -> Any:
-        return self.load(data, trust=trust)
+    def runtime(self, model: Any) -> Any:
+        """The booster: a wrapper predicts through it (see the module's docstring)."""
+        return model.get_booster() if hasattr(model, "get_booster") else model
 
     def requirements(self, model: Any) -> list[str]:
-        xgb = require_module("xgboost", _EXTRA)
-        # Whichever distribution provides the package (xgboost or xgboost-cpu).
-        wrappers = [] if isinstance(model, xgb.Booster) else ["scikit-learn"]
-        return pinned("xgboost", "xgboost-cpu", "numpy", "scipy", *wrappers)
+        # Whichever distribution provides the package (xgboost or xgboost-cpu); no
+        # scikit-learn: wrappers are served through their booster.
+        return pinned("xgboost", "xgboost-cpu", "numpy", "scipy")
 
     def signature_hints(self, model: Any) -> SignatureHints:
-        objective = _objective(model)
-        if objective is None:
-            return estimator_hints(model)
+        objective, classes = _config(self.runtime(model))
         if objective == "binary:logistic":
             return SignatureHints("binary_classification", [0, 1])
         if objective == "multi:softprob":
-            return SignatureHints("multiclass_classification", list(range(_num_class(model))))
+            return SignatureHints("multiclass_classification", list(range(classes)))
         if objective.startswith("reg:"):
             return SignatureHints("regression")
         return SignatureHints()
@@ -118,10 +107,9 @@ class XGBoostFlavor(ModelFlavor):
         return partial(self.predict_input, model)
 
     def predict_input(self, model: Any, x: Any) -> np.ndarray:
-        objective = _objective(model)
-        if objective is None:
-            return np.asarray(model.predict(x))
-        raw = np.asarray(model.inplace_predict(x))
+        booster = self.runtime(model)
+        objective = _config(booster)[0]
+        raw = np.asarray(booster.inplace_predict(x))
         if objective == "binary:logistic":
             return (raw > 0.5).astype(np.int64)
         if objective == "multi:softprob":
@@ -130,42 +118,26 @@ class XGBoostFlavor(ModelFlavor):
         return raw
 
     def predict_proba_input(self, model: Any, x: Any) -> np.ndarray:
-        objective = _objective(model)
-        if objective is None:
-            if not hasattr(model, "predict_proba"):
-                return super().predict_proba_input(model, x)
-            return np.asarray(model.predict_proba(x))
-        raw = np.asarray(model.inplace_predict(x), dtype=np.float64)
-        if objective == "binary:logistic":
-            return np.column_stack([1.0 - raw, raw])
-        if objective == "multi:softprob":
-            return raw
-        return super().predict_proba_input(model, x)
+        booster = self.runtime(model)
+        objective = _config(booster)[0]
+        if objective not in ("binary:logistic", "multi:softprob"):
+            return super().predict_proba_input(model, x)
+        raw = np.asarray(booster.inplace_predict(x), dtype=np.float64)
+        return np.column_stack([1.0 - raw, raw]) if objective == "binary:logistic" else raw
 
 
-# A raw booster's (objective, classes), read from its config once: reading it per batch would
-# serialise the whole config each time.
+# A booster's (objective, number of classes), read from its config once: reading it per batch
+# would serialise the whole config each time.
 _CONFIGS: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 
-def _config(model: Any) -> tuple[str, int]:
-    found = _CONFIGS.get(model)
+def _config(booster: Any) -> tuple[str, int]:
+    found = _CONFIGS.get(booster)
     if found is None:
-        learner = json.loads(model.save_config())["learner"]
+        learner = json.loads(booster.save_config())["learner"]
         found = (
             str(learner["objective"]["name"]),
             int(learner["learner_model_param"]["num_class"]),
         )
-        _CONFIGS[model] = found
+        _CONFIGS[booster] = found
     return found
-
-
-def _objective(model: Any) -> str | None:
-    """A raw booster's objective name; None for a scikit-learn wrapper."""
-    if hasattr(model, "get_booster"):
-        return None
-    return _config(model)[0]
-
-
-def _num_class(model: Any) -> int:
-    return _config(model)[1]
