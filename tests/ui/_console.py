@@ -48,6 +48,9 @@ path = "incoming/credit-*.parquet"
 model = "credit@champion"
 window = "6h"
 every = "1h"
+
+[promotion.production]
+approvals = 1
 """
 
 

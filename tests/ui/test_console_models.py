@@ -127,3 +127,40 @@ def test_a_form_without_its_csrf_token_is_refused(web: Watched) -> None:
     )
     assert answer.status == 403
     assert "CSRF" in answer.text()
+
+
+def test_a_promotion_under_policy_waits_in_the_inbox_until_approved(web: Watched) -> None:
+    """[promotion.production] needs one approval: the operator's promotion becomes a request
+    the operator may not approve (separation of duties), a reader sees no decision forms and
+    is refused, an admin approves with a comment and the alias moves."""
+    web.sign_in("operator")
+    page = web.goto("/models/credit/versions/2")
+    form = page.locator("#promote")
+    form.get_by_label("Alias").fill("production")
+    form.get_by_role("button", name="Promote through the gate").click()
+    expect(page).to_have_url(re.compile(r"/approvals/[0-9a-f]+$"))
+    request_url = page.url
+    expect(page.get_by_role("heading", level=1)).to_contain_text("pending")
+    expect(page.get_by_role("note")).to_contain_text("operator-person requested this promotion")
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+    web.shot("approval-requested")
+    with httpx.Client(base_url=web.site.url) as client:
+        bearer = {"Authorization": f"Bearer {web.site.tokens['reader']}"}
+        refused = client.post(request_url.removeprefix(web.site.url) + "/approve", headers=bearer)
+        assert refused.status_code == 403
+    page.context.clear_cookies()
+    web.sign_in("admin")
+    pending = page.locator("#pending")
+    expect(pending).to_contain_text("credit@production → 2")
+    pending.get_by_role("link").first.click()
+    expect(page).to_have_url(request_url)
+    page.get_by_label("Comment (optional)").fill("holdout figures look right")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("approved")
+    expect(page.locator("#approvals-given")).to_contain_text("admin-person")
+    expect(page.locator("#approvals-given")).to_contain_text("holdout figures look right")
+    web.shot("approval-approved")
+    web.goto("/models")
+    expect(page.get_by_role("row", name=re.compile("credit"))).to_contain_text("production → 2")
+    web.goto("/approvals")
+    expect(page.locator("#approvals")).to_contain_text("No promotion is waiting")

@@ -15,6 +15,7 @@ __all__ = ["mount_console"]
 def mount_console(app: FastAPI) -> None:
     """Add the console's routes (pages, sign-in, static files) to ``app``."""
     from modelcycle.interfaces.ui import (
+        pages_approvals,
         pages_data,
         pages_models,
         pages_ops,
@@ -34,5 +35,6 @@ def mount_console(app: FastAPI) -> None:
         pages_watch,
         pages_data,
         pages_ops,
+        pages_approvals,
     ):
         app.include_router(module.router, include_in_schema=False)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -143,16 +144,25 @@ async def promote(request: Request, name: str, version: int) -> HTMLResponse | R
         raise InvalidInput("expected a number", field="min_gain") from None
     from starlette.concurrency import run_in_threadpool
 
+    from modelcycle.registry import request_origin
+
+    def work() -> Any:
+        # Under a [promotion.<alias>] policy the move becomes a request, recorded as the
+        # console's (set in the worker thread, where the registry reads it).
+        with request_origin("console"):
+            return who.caller.ws.registry.promote(
+                f"{name}/{version}",
+                alias,
+                metric=form.get("metric") or None,
+                min_gain=min_gain,
+                on=form.get("on") or None,
+                target=form.get("target") or None,
+            )
+
     try:
-        await run_in_threadpool(
-            who.caller.ws.registry.promote,
-            f"{name}/{version}",
-            alias,
-            metric=form.get("metric") or None,
-            min_gain=min_gain,
-            on=form.get("on") or None,
-            target=form.get("target") or None,
-        )
+        result = await run_in_threadpool(work)
     except Conflict as exc:
         return await run_in_threadpool(_version_page, request, name, version, str(exc), 409)
+    if result.request is not None:
+        return redirect(f"/approvals/{result.request}")
     return redirect(f"/models/{name}/versions/{version}")

@@ -1,5 +1,5 @@
 """Deployments (list, deploy, one endpoint's history and router counters, rollback and stop
-for operators, confirmed) and the approvals inbox."""
+for operators, confirmed)."""
 
 from __future__ import annotations
 
@@ -139,10 +139,3 @@ async def act(request: Request, endpoint: str, action: str) -> HTMLResponse | Re
     except ModelcycleError as exc:
         return await run_in_threadpool(_endpoint_page, request, endpoint, str(exc), 409)
     return redirect(f"/deployments/{endpoint}")
-
-
-@router.get("/approvals")
-def approvals(request: Request) -> HTMLResponse:
-    who = viewer(request)
-    policy = who.caller.ws.settings.config.get("governance") or {}
-    return render(request, "approvals.html", who, configured=bool(policy))

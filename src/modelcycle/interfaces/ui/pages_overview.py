@@ -49,11 +49,13 @@ def overview(request: Request) -> HTMLResponse:
     queue = ws.automations.queue
     troubled = queue.list(state="dead", limit=20)
     events = ws.audit.events(AuditFilter(limit=20))
+    pending = ws.approvals.list(pending=True, limit=20)
     return render(
         request,
         "overview.html",
         who,
         models=models,
         jobs=troubled,
+        pending=pending,
         events=list(reversed(events)),
     )
