@@ -37,7 +37,9 @@ def register(
     metric: list[str] = typer.Option([], "--metric", help="NAME=VALUE, repeatable."),
     tag: list[str] = typer.Option([], "--tag", help="KEY=VALUE, repeatable."),
     dataset: list[str] = typer.Option([], "--dataset", help="DATASET@VERSION, repeatable."),
-    trust: bool = typer.Option(False, "--trust", help="Trust the file (needed for pickle, python-model)."),
+    trust: bool = typer.Option(
+        False, "--trust", help="Trust the file (needed for pickle, python-model)."
+    ),
 ) -> None:
     """Register a model file as the next version of NAME."""
     sig = _read_json(signature) if signature else None

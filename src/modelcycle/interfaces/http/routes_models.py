@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path as FsPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Path, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
