@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from modelcycle.ci_context import detect_ci
 from modelcycle.errors import InvalidInput, NotFound
 
 __all__ = [
@@ -46,6 +47,8 @@ class Settings(BaseModel):
     # No workspace folder: configured by MODELCYCLE_DB_URL and an artifacts URL alone (a worker,
     # server or scoring container on any host); ``root`` is then only a deletable cache.
     stateless: bool = False
+    # The CI run acting (ci_context.py), stamped on every audit event and run; None outside CI.
+    ci: dict[str, str | None] | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -114,8 +117,9 @@ def load_settings(
         "root": root,
         "db_url": env.get("MODELCYCLE_DB_URL") or store.get("db_url") or default_db_url(root),
         "artifacts_url": _resolve_local(artifacts, root) or default_artifacts_url(root),
-        "actor": env.get("MODELCYCLE_ACTOR") or _os_user(),
+        "actor": _actor(env),
         "config": config,
+        "ci": _ci(env),
     }
     try:
         return Settings.model_validate(values)
@@ -145,9 +149,10 @@ def _stateless_settings(env: Mapping[str, str]) -> Settings:
         root=root,
         db_url=env["MODELCYCLE_DB_URL"],
         artifacts_url=artifacts,
-        actor=env.get("MODELCYCLE_ACTOR") or _os_user(),
+        actor=_actor(env),
         config=config,
         stateless=True,
+        ci=_ci(env),
     )
 
 
@@ -167,6 +172,17 @@ def _resolve_local(url: str, root: Path) -> str:
     if not url or "://" in url or Path(url).is_absolute():
         return url
     return str(root / url)
+
+
+def _actor(env: Mapping[str, str]) -> str:
+    """MODELCYCLE_ACTOR, else ``ci:<provider>:<user>`` inside CI, else the OS user."""
+    found = detect_ci(env)
+    return env.get("MODELCYCLE_ACTOR") or (found.default_actor if found else _os_user())
+
+
+def _ci(env: Mapping[str, str]) -> dict[str, str | None] | None:
+    found = detect_ci(env)
+    return found.as_dict() if found else None
 
 
 def _os_user() -> str:

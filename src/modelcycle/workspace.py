@@ -317,12 +317,17 @@ class Workspace:
             # engine of the store it hooks into.
             holder: list[MetadataStore] = []
             row = HeadRow(lambda: holder[0].engine)
-            meta = MetadataStore(self.settings.db_url, on_commit=row.advance)
+            meta = MetadataStore(
+                self.settings.db_url, on_commit=row.advance, ci=self.settings.ci
+            )
             holder.append(meta)
             return meta
         head_file = HeadFile(self.settings.audit_head_path)
         return MetadataStore(
-            self.settings.db_url, on_commit=head_file.advance, compromise=self._compromise_file()
+            self.settings.db_url,
+            on_commit=head_file.advance,
+            compromise=self._compromise_file(),
+            ci=self.settings.ci,
         )
 
     def _head_copy(self) -> HeadFile | HeadRow:

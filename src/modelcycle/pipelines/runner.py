@@ -203,6 +203,7 @@ class PipelineRunner:
         self._datasets = datasets
         self._registry = registry
         self.records = records or RunRecords(metadata, actor)
+        self._ci = metadata.ci
         self._heartbeat_interval = heartbeat_interval
 
     def run(
@@ -231,7 +232,8 @@ class PipelineRunner:
             status="running",
             params=resolved,
             metrics={},
-            code=code_version(pipeline),
+            # Inside CI the run also records which CI run it was (settings.ci via the store).
+            code={**code_version(pipeline), **({"ci": self._ci} if self._ci else {})},
             environment=environment(),
             datasets=list(input_datasets or []),
             models=[],

@@ -130,8 +130,11 @@ class MetadataStore:
         *,
         on_commit: Callable[[ChainHead], None] | None = None,
         compromise: CompromiseFile | None = None,
+        ci: Mapping[str, str | None] | None = None,
     ) -> None:
         self.url = normalize_db_url(url)
+        # The CI run acting (settings.ci): every event this store writes names it.
+        self.ci: dict[str, str | None] | None = dict(ci) if ci else None
         self._on_commit = on_commit
         self._compromise = compromise
         self._engine: Engine | None = None
@@ -244,6 +247,8 @@ class MetadataStore:
         for action, subject, payload in [(tx.action, tx.subject, tx.payload), *tx.extra]:
             if cause is not None:
                 payload = {**payload, "caused_by": cause}
+            if self.ci is not None:
+                payload = {**payload, "ci": self.ci}
             ev = next_event(head, actor=actor, action=action, subject=subject, payload=payload)
             events.append(ev)
             head = ChainHead(ev.seq, ev.hash)

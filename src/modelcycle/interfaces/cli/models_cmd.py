@@ -12,6 +12,7 @@ from rich.table import Table
 
 from modelcycle.audit.chain import canonical_json
 from modelcycle.errors import InvalidInput
+from modelcycle.interfaces.cli._ci_view import ci_line
 from modelcycle.interfaces.cli._context import console, open_workspace
 from modelcycle.interfaces.cli._evaluation_view import print_evaluation
 from modelcycle.interfaces.cli.approvals_cmd import print_requested
@@ -111,6 +112,9 @@ def show(
         ("requirements", "requirements"),
     ):
         console.print(f"{label}: {escape(_text(data[key]))}")
+    # The CI run that registered it (the first event of the version that carries one).
+    registered_in = next((ev.payload["ci"] for ev in lineage.events if ev.payload.get("ci")), None)
+    console.print(f"ci: {escape(ci_line(registered_in))}", highlight=False)
     where = ", ".join(f"{d['endpoint']} ({d['target']}, {d['url']})" for d in deployed)
     console.print(f"deployed: {escape(where or 'nowhere')}")
     for n in notes:

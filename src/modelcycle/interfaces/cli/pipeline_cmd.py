@@ -13,6 +13,7 @@ from rich.table import Table
 from modelcycle.audit.chain import canonical_json
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
+from modelcycle.interfaces.cli._ci_view import ci_line, commit_link
 from modelcycle.interfaces.cli._context import console, err_console, open_workspace
 from modelcycle.interfaces.cli._evaluation_view import print_evaluation, run_evaluation
 
@@ -137,6 +138,8 @@ def show(
         ("data sets", ", ".join(r.datasets) or "-"),
         ("models", ", ".join(r.models) or "-"),
         ("code", git),
+        ("commit link", commit_link(r.code.get("remote"), r.code.get("commit")) or "-"),
+        ("ci", ci_line(r.code.get("ci"))),
         ("python", f"{r.environment.get('python')} on {r.environment.get('platform')}"),
         ("packages", ", ".join(f"{k} {v}" for k, v in packages.items() if v)),
     ):
