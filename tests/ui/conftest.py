@@ -64,6 +64,13 @@ class Watched:
         self.page.goto(self.site.url + path)
         return self.page
 
+    def wait_for_chart(self) -> None:
+        """Until Plotly has drawn a chart: its 4.6 MB bundle takes seconds to parse on a busy
+        two-core machine, more than the 10 s default allows when the suite runs in parallel."""
+        self.page.wait_for_function(
+            "document.querySelector('.chart .main-svg') !== null", timeout=30_000
+        )
+
     def shot(self, name: str) -> None:
         self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 

@@ -67,7 +67,7 @@ def test_models_list_and_model_versions(web: Watched) -> None:
     row.get_by_role("link", name="credit").click()
     expect(page).to_have_url(web.site.url + "/models/credit")
     expect(page.get_by_role("cell", name="2", exact=True).first).to_be_visible()
-    page.wait_for_function("document.querySelector('.chart .main-svg') !== null")  # Plotly drew
+    web.wait_for_chart()  # Plotly drew
     web.shot("model")
 
 

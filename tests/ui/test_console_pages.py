@@ -114,7 +114,7 @@ def test_monitoring_heatmap_and_check_with_its_sandboxed_report(web: Watched) ->
     expect(window).to_contain_text("200")  # the predictions the rig scored, all labelled
     expect(window.locator("td").nth(3)).to_have_text(re.compile(r"^0\.\d+"))  # measured
     expect(window.locator("td").nth(4)).to_have_text(re.compile(r"^0\.\d+"))  # estimated
-    page.wait_for_function("document.querySelector('.chart .main-svg') !== null")
+    web.wait_for_chart()
     heatmap = page.locator("#heatmap")
     drifted = heatmap.locator("td.cell-drift").first
     expect(drifted).to_contain_text("⚠ drifted")

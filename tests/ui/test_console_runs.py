@@ -59,7 +59,7 @@ def test_compare_highlights_a_differing_param(web: Watched) -> None:
     expect(seed).to_have_class("differs")
     expect(seed).to_contain_text("differs")  # said in words, not only by colour
     expect(page.locator("#compare-metrics")).to_contain_text("roc_auc")
-    page.wait_for_function("document.querySelector('.chart .main-svg') !== null")
+    web.wait_for_chart()
     web.shot("compare")
     page.get_by_role("link", name="Only differences").click()
     expect(page.locator("#compare-params tbody tr:not(.differs)")).to_have_count(0)
