@@ -37,6 +37,7 @@ _EXPECTED = {
     "approvers": "a list of identity names (strings)",
     "separation_of_duties": "true or false",
     "expires_after": "a duration such as 30m, 72h or 7d",
+    "require_clean_commit": "true or false",
 }
 
 
@@ -57,6 +58,8 @@ class PromotionPolicy(BaseModel):
     approvers: tuple[str, ...] = ()
     separation_of_duties: bool = True
     expires_after: str | None = None
+    # Refuse versions whose run had uncommitted changes or no commit (registry/clean_commit.py).
+    require_clean_commit: bool = False
 
     @field_validator("approvers", mode="before")
     @classmethod
@@ -88,6 +91,7 @@ class PromotionPolicy(BaseModel):
             "approvers": list(self.approvers),
             "separation_of_duties": self.separation_of_duties,
             "expires_after": self.expires_after,
+            "require_clean_commit": self.require_clean_commit,
         }
 
 

@@ -29,6 +29,7 @@ from modelcycle.entities import AuditEvent, DatasetVersion, ModelVersion
 from modelcycle.errors import Conflict, InvalidInput, NotFound, NotReady, PreconditionFailed
 from modelcycle.names import validate_name
 from modelcycle.registry._metrics import Metric, default_metric, get_metric
+from modelcycle.registry.clean_commit import refuse_unclean_commit
 from modelcycle.registry.errors import PromotionRefused, UntrustedModel
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
 from modelcycle.registry.gate import DEFAULT_MIN_ROWS, select_unseen_rows, too_few_rows
@@ -511,6 +512,10 @@ class ModelRegistry(RegistryNotes):
         _check_precondition(name, alias, current, if_version)
         if current == candidate.version:
             return PromotionResult(name, alias, candidate.version, current, moved=False)
+        if self.approvals is not None:
+            refuse_unclean_commit(
+                self._meta, self.approvals.policies, candidate, alias, self._actor
+            )
         if current is None or force:
             return self._commit_promotion(
                 candidate,
