@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,12 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import uvicorn
 from _api import Api
 from sklearn.linear_model import LogisticRegression
+
+from modelcycle import Workspace
+from modelcycle.interfaces.http import ApiSettings, create_app
 
 
 def _free_port() -> int:
@@ -25,8 +30,9 @@ def _free_port() -> int:
 
 def test_deploy_post_retried_with_one_idempotency_key_deploys_once(api: Api) -> None:
     if api.ws.settings.db_url.startswith("postgresql"):
-        # The key cache is the server's, not the database's; a real local deploy takes ~30 s.
-        pytest.skip("idempotency does not depend on the database; run once, on SQLite")
+        # A real local deploy takes ~30 s; the key store's SQL runs on both backends in
+        # test_an_idempotency_key_is_honoured_by_another_server_on_the_same_database.
+        pytest.skip("deploys for real: run once, on SQLite")
     rng = np.random.default_rng(0)
     x = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40)})
     y = (x.a + x.b > 0).astype("int64")
@@ -135,6 +141,50 @@ def test_jobs_retry_and_cancel(api: Api) -> None:
         assert c.post(f"/jobs/{job.id}/retry").status_code == 409
     retried = [e for e in api.ws.audit.events() if e.action == "job.retried"]
     assert [e.actor for e in retried] == ["operator-bot"]
+
+
+def test_an_idempotency_key_is_honoured_by_another_server_on_the_same_database(
+    api: Api,
+) -> None:
+    """Two servers over one workspace database (two workers, or two hosts): a retry that
+    reaches the other one gets the first answer, not a second run of the work."""
+    job, _ = api.ws.automations.queue.enqueue("note", {"text": "x"})
+    api.ws.automations.queue.cancel(job.id)
+    other = Workspace(api.ws.root)
+    app = create_app(other, ApiSettings(events_poll_seconds=0.05))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started:
+                break
+            time.sleep(0.02)
+        headers = {"Idempotency-Key": "retry-once", **_bearer(api.tokens["operator"])}
+        with api.client("operator") as c:
+            first = c.post(f"/jobs/{job.id}/retry", headers=headers)
+        port = sock.getsockname()[1]
+        again = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/jobs/{job.id}/retry", headers=headers, timeout=60
+        )
+        assert first.status_code == 200, first.text
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        assert [e.actor for e in api.ws.audit.events() if e.action == "job.retried"] == [
+            "operator-bot"
+        ]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+        other.close()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_why_walks_from_a_subject_back_through_jobs_to_the_first_cause(api: Api) -> None:

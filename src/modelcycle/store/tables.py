@@ -33,6 +33,7 @@ __all__ = [
     "drift_results",
     "event_cursors",
     "feedback",
+    "idempotency_keys",
     "jobs",
     "metadata",
     "model_aliases",
@@ -451,3 +452,17 @@ event_cursors = Table(
     Column("seq", BigInteger, nullable=False),
 )
 # -- end automations ---------------------------------------------------------------------------
+
+# The management API's Idempotency-Key answers (migration 0014): bookkeeping, not audited.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(200), primary_key=True),
+    Column("scope", String(300), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("state", String(10), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)

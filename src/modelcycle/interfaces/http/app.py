@@ -27,6 +27,7 @@ from modelcycle.interfaces.http.problems import (
     problem,
 )
 from modelcycle.interfaces.http.schemas import Health
+from modelcycle.store.idempotency import IdempotencyRecords
 from modelcycle.workspace import Workspace
 
 __all__ = ["PREFIX", "ApiSettings", "app_from_environment", "create_app", "freeze_heap"]
@@ -82,7 +83,7 @@ def create_app(workspace: Workspace, settings: ApiSettings | None = None) -> Fas
     app.state.workspace = workspace
     app.state.settings = settings
     app.state.gate = TokenGate(workspace, refresh_seconds=settings.token_refresh_seconds)
-    app.state.idempotency = IdempotencyCache()
+    app.state.idempotency = IdempotencyCache(IdempotencyRecords(workspace.metadata))
     app.state.stale_sweep = StaleSweep(settings.stale_sweep_seconds)
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)

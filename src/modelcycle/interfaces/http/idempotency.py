@@ -1,45 +1,44 @@
 """``Idempotency-Key`` on the POSTs that start work: a retry gets the first answer again.
 
-The first answer (status and body) is kept per (token name, route, key) for ``ttl_seconds``;
-a retry that arrives while the first is still running waits for it instead of starting the
-work twice. The cache lives in the server process: a retry that reaches another worker of a
-multi-worker server is not recognised (run one worker where clients retry blindly).
+The first answer (status and body) is kept per (token name, route, key) for ``ttl`` in the
+metadata database (``store/idempotency.py``), so a retry that reaches another worker or another
+host of ``modelcycle server`` is recognised too. A retry that arrives while the first request is
+still running waits for it (up to ``wait_seconds``, then 409 "still running") instead of
+starting the work twice.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.http.problems import PROBLEM_JSON
+from modelcycle.store.idempotency import IdempotencyRecords, StoredAnswer
 
 __all__ = ["IdempotencyCache"]
 
 _MAX_KEY = 200
 
 
-class _Entry:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.status = 0
-        self.body: Any = None
-        self.media_type = "application/json"
-        self.at = time.monotonic()
-
-
 class IdempotencyCache:
-    def __init__(self, *, ttl_seconds: float = 24 * 3600.0, max_entries: int = 10_000) -> None:
-        self._ttl = ttl_seconds
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[str, str, str], _Entry] = {}
-        self._swept = time.monotonic()
+    def __init__(
+        self,
+        records: IdempotencyRecords,
+        *,
+        ttl: timedelta = timedelta(hours=24),
+        wait_seconds: float = 600.0,
+    ) -> None:
+        self._records = records
+        self._ttl = ttl
+        self._wait = wait_seconds
+        self._swept = 0.0
 
     def run(
         self,
@@ -48,55 +47,58 @@ class IdempotencyCache:
         work: Callable[[], Any],
         *,
         status: int = 200,
-    ) -> JSONResponse:
+    ) -> Response:
         """``work()``'s answer as JSON; with ``key``, the first answer for that key again."""
         if key is None:
             return JSONResponse(jsonable_encoder(work()), status_code=status)
         if not 0 < len(key) <= _MAX_KEY or not key.isprintable():
             raise InvalidInput(f"must be 1 to {_MAX_KEY} printable characters",
                                field="Idempotency-Key")  # fmt: skip
-        full = (scope[0], scope[1], key)
-        with self._lock:
-            self._expire()
-            entry = self._entries.get(full)
-            first = entry is None
-            if entry is None:
-                entry = self._entries[full] = _Entry()
-        if not first:
-            entry.done.wait()
-            return self._answer(entry, replayed=True)
+        self._sweep()
+        caller, route = scope
+        if not self._records.claim(caller, route, key):
+            return self._replay(caller, route, key)
         try:
-            entry.body = jsonable_encoder(work())
-            entry.status = status
+            body = orjson.dumps(jsonable_encoder(work()))
         except BaseException:
-            # A failed request leaves the key unused, so a corrected retry runs; a retry that
-            # was waiting on it is told to send again.
-            with self._lock:
-                self._entries.pop(full, None)
-            entry.status = -1
-            entry.done.set()
+            # A failed request leaves the key unused, so a corrected retry runs.
+            self._records.release(caller, route, key)
             raise
-        entry.done.set()
-        return self._answer(entry, replayed=False)
+        self._records.finish(caller, route, key, status, body.decode())
+        return Response(body, status_code=status, media_type="application/json")
 
-    def _answer(self, entry: _Entry, *, replayed: bool) -> JSONResponse:
-        if entry.status < 0:
-            return JSONResponse(
-                {"type": "about:blank", "title": "Conflict", "status": 409,
-                 "detail": "the first request with this Idempotency-Key failed; send it again",
-                 "problems": []},
-                status_code=409, media_type=PROBLEM_JSON,
-            )  # fmt: skip
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return JSONResponse(entry.body, status_code=entry.status, headers=headers)
+    def _replay(self, caller: str, route: str, key: str) -> Response:
+        deadline = time.monotonic() + self._wait
+        pause = 0.05
+        while True:
+            answer = self._records.get(caller, route, key)
+            if answer is None:
+                return _problem("the first request with this Idempotency-Key failed; send it again")
+            if answer.state == "done":
+                return _stored(answer)
+            if time.monotonic() >= deadline:
+                return _problem("the first request with this Idempotency-Key is still running; "
+                                "retry later")  # fmt: skip
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
-    def _expire(self) -> None:
+    def _sweep(self) -> None:
         now = time.monotonic()
-        if len(self._entries) < self._max and now - self._swept < 60.0:
-            return
-        self._swept = now
-        stale = [k for k, e in self._entries.items() if e.done.is_set() and now - e.at > self._ttl]
-        for k in stale:
-            del self._entries[k]
-        while len(self._entries) >= self._max:
-            self._entries.pop(next(iter(self._entries)))
+        if now - self._swept >= 600.0:
+            self._swept = now
+            self._records.expire(self._ttl)
+
+
+def _stored(answer: StoredAnswer) -> Response:
+    return Response(
+        (answer.body or "null").encode(),
+        status_code=answer.status or 200,
+        media_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def _problem(detail: str) -> Response:
+    body = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": detail,
+            "problems": []}  # fmt: skip
+    return JSONResponse(body, status_code=409, media_type=PROBLEM_JSON)

@@ -11,7 +11,7 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelcycle.errors import InvalidInput, ModelcycleError
@@ -36,11 +36,9 @@ IdemKey = Annotated[
 _DATA = "data:"
 
 
-def _once(
-    request: Request, caller: Caller, key: str | None, status: int, work: Any
-) -> JSONResponse:
+def _once(request: Request, caller: Caller, key: str | None, status: int, work: Any) -> Response:
     cache = request.app.state.idempotency
-    result: JSONResponse = cache.run(
+    result: Response = cache.run(
         key, (caller.name, f"{request.method} {request.url.path}"), work, status=status
     )
     return result
