@@ -5,6 +5,7 @@ Its audit head copy is the ``workspace_info`` row ``audit.head``; truncation is 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,63 @@ def test_a_database_url_without_an_artifact_url_is_refused(tmp_path: Path) -> No
     env = {"MODELCYCLE_DB_URL": "postgresql://db.example/x"}
     with pytest.raises(NotFound, match="MODELCYCLE_ARTIFACTS_URL"):
         load_settings(environ=env)
+
+
+def test_serve_runs_from_urls_alone(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    for name in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")},
+        **s3_server.env,
+        "MODELCYCLE_DB_URL": f"sqlite:///{tmp_path / 'meta.db'}",
+        "MODELCYCLE_ARTIFACTS_URL": f"s3://{s3_server.new_bucket()}/ws",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ws, _ = init_workspace(tmp_path / "admin")
+    x = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    ws.registry.register(LogisticRegression().fit(x, [0, 0, 1, 1]), "tiny", input_example=x)
+    ws.close()
+    empty = tmp_path / "host"
+    empty.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelcycle", "serve", "tiny/1", "--port", str(port),
+         "--workers", "2"],
+        cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        body = json.dumps({"rows": [{"a": 3.0, "b": 0.0}]}).encode()
+        deadline = time.monotonic() + 60
+        answer = None
+        while answer is None:
+            assert time.monotonic() < deadline, "serve did not answer"
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/predict", body, {"content-type": "application/json"}
+                )
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    answer = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        assert answer["predictions"] == [1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert list(empty.iterdir()) == []

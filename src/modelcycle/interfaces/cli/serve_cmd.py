@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,7 +18,7 @@ from rich.markup import escape
 
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.cli._context import console, open_workspace
-from modelcycle.settings import STATE_DIR
+from modelcycle.settings import Settings
 from modelcycle.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -83,11 +82,11 @@ def serve(
                         f"{ref}: {mv.name!r} is not among the models served", field=option
                     )
                 extra.append(mv.ref)
-        root = ws.root
+        settings = ws.settings
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     factory = functools.partial(
         _serving,
-        root,
+        settings,
         versions + extra,
         trust=trust,
         max_batch=max_batch,
@@ -143,7 +142,7 @@ def _by_name(parts: list[tuple[str, float]]) -> dict[str, list[tuple[int, float]
 
 
 def _serving(
-    root: Path,
+    settings: Settings,
     refs: list[str],
     *,
     trust: bool,
@@ -168,7 +167,8 @@ def _serving(
     )
     from modelcycle.store.tokens import TokenStore
 
-    ws = Workspace(root)
+    # The settings, not a folder: a workspace named by URLs alone has none (stateless).
+    ws = Workspace(settings=settings)
     loaders = [functools.partial(ws.registry.load, ref, trust=trust) for ref in refs]
     engine = ScoringEngine(
         loaders,
@@ -195,7 +195,12 @@ def _serving(
         )
     log = None
     if log_sample is not None:
-        log = PredictionLog(ws.metadata, root / STATE_DIR / "spill", sample=log_sample)
+        spill = (
+            settings.root / "modelcycle-spill"  # the deletable cache of a stateless process
+            if settings.stateless
+            else settings.state_dir / "spill"
+        )
+        log = PredictionLog(ws.metadata, spill, sample=log_sample)
     return Serving(
         engine,
         prediction_log=log,

@@ -40,8 +40,10 @@ def server(
             uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     ws.close()
-    # Each worker process opens the workspace itself: tell it which one.
-    os.environ["MODELCYCLE_HOME"] = str(ws.root)
+    # Each worker process opens the workspace itself: tell it which one (a workspace named by
+    # URLs alone is named by the MODELCYCLE_* variables the workers inherit).
+    if not ws.settings.stateless:
+        os.environ["MODELCYCLE_HOME"] = str(ws.root)
     uvicorn.run(
         "modelcycle.interfaces.http.app:app_from_environment",
         factory=True,
