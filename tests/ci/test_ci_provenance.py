@@ -1,14 +1,19 @@
 """CI provenance through the real CLI in a simulated GitHub Actions run: train -> register ->
 promote; every audit event names the run, the run records it, and runs show, models show and
-audit log print it. Then `ci init` fills its defaults from that workspace."""
+audit log print it. The steps are the generated workflow's own scripts, run by bash with stdin
+closed and no TTY. Then `ci init` fills its defaults from that workspace."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _ci_helpers import GITHUB_ENV, GITHUB_RUN_URL, git, git_repo, write_csv
 
 from _cli import run_cli
@@ -25,9 +30,26 @@ EXPECTED = {
 }
 
 
+def _run_step(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """One workflow step's script under bash, as a runner runs it: no TTY, stdin closed."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    full.update({"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env})
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=cwd,
+        env=full,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def ci_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One workspace in a git repository; train and promote inside the simulated CI run."""
+    """One workspace in a git repository; the generated GitHub training job's modelcycle steps
+    run in it, under the simulated Actions variables, with stdin closed and no TTY."""
     root = git_repo(tmp_path_factory.mktemp("ci") / "repo")
     mp = pytest.MonkeyPatch()
     for name in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", *GITHUB_ENV):
@@ -39,17 +61,44 @@ def ci_session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ws.close()
     finally:
         mp.undo()
+    flows = root.parent / "flows"
+    run_cli(
+        "ci", "init", "--provider", "github", "--out", str(flows), "--data", "credit",
+        "--target", "label", "--model", "credit", cwd=root, check=True,
+    )  # fmt: skip
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "workspace config")
-    trained = run_cli(
-        "train", "--data", "credit", "--target", "label", "--model", "logreg",
-        cwd=root, env=CI_ENV, check=True,
-    )  # fmt: skip
-    promoted = run_cli("models", "promote", "credit/1", cwd=root, env=CI_ENV, check=True)
-    shown = json.loads(
-        run_cli("models", "show", "credit/1", "--json", cwd=root, env=CI_ENV, check=True).stdout
+    workflow = yaml.safe_load((flows / ".github/workflows/modelcycle-training.yml").read_text())
+    outputs = root.parent / "github_output"
+    outputs.touch()
+    ran: dict[str, subprocess.CompletedProcess[str]] = {}
+    for step in workflow["jobs"]["train"]["steps"]:
+        if "modelcycle " not in step.get("run", ""):
+            continue  # checkout, set-up, install and the project's own tests
+        given = dict(step.get("env", {}))
+        if "REF" in given:  # ${{ steps.version.outputs.ref }}, from the file the step wrote
+            given["REF"] = outputs.read_text().split("ref=", 1)[1].strip()
+        if "DATASET_VERSION" in given:  # a push or schedule: the input is empty
+            given["DATASET_VERSION"] = ""
+        env = {**CI_ENV, **given, "GITHUB_OUTPUT": str(outputs)}
+        proc = _run_step(step["run"], env, root)
+        assert proc.returncode == 0, f"{step['name']}: {proc.stdout}{proc.stderr}"
+        ran[step["name"]] = proc
+    assert len(ran) == 3, list(ran)  # train, read the version, promote
+    shown = json.loads((root / "version.json").read_text())
+    return {"root": root, "ran": ran, "version": shown}
+
+
+def test_workflow_steps_never_wait_for_input_or_print_colour(ci_session: dict[str, Any]) -> None:
+    for name, proc in ci_session["ran"].items():
+        assert "\x1b[" not in proc.stdout + proc.stderr, name
+    assert ci_session["version"]["model"] == "credit/1"
+    # The deployment job's read of a result, against an endpoint not deployed: one line, exit 3.
+    shown = _run_step(
+        "modelcycle deployments show credit-staging --json", CI_ENV, ci_session["root"]
     )
-    return {"root": root, "trained": trained, "promoted": promoted, "version": shown}
+    assert shown.returncode == 3
+    assert shown.stderr.startswith("error: ")
 
 
 def _events(root: Path) -> list[dict[str, Any]]:
