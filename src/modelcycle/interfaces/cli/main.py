@@ -36,6 +36,7 @@ from modelcycle.interfaces.cli import (
     demo_cmd,
     deploy_cmd,
     evidence_cmd,
+    k8s_cmd,
     keys_cmd,
     models_cmd,
     monitor_cmd,
@@ -119,6 +120,7 @@ app.add_typer(keys_cmd.app, name="keys")
 models_cmd.app.command("card")(evidence_cmd.card)
 audit_cmd.app.command("pack")(evidence_cmd.pack)
 app.add_typer(ci_cmd.app, name="ci")
+app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def exit_code_for(error: ModelcycleError) -> int:
