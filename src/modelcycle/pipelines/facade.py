@@ -262,7 +262,7 @@ class Pipelines:
         """Parameters and metrics of 2 to 10 runs side by side, with a warning when their
         metrics come from different holdouts (see pipelines/comparison.py)."""
         check_run_count(run_ids)
-        runs = [self.get_run(r) for r in run_ids]
+        runs = self._records.get_many(run_ids)
         return compare_runs(runs, datasets=self._datasets, registry=self._registry)
 
     def logs(self, run_id: str, step: str | None = None) -> str:

@@ -7,8 +7,9 @@ stale run is marked failed (``failure = "stale"``) by whoever lists it first.
 
 from __future__ import annotations
 
+import builtins
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -308,6 +309,26 @@ class RunRecords:
         if run.status == RUNNING and self._check_stale(run):
             run = self._load(resolved)
         return run
+
+    def get_many(self, run_ids: Sequence[str]) -> builtins.list[Run]:
+        """Several runs with their steps, in the order asked. Whole ids are read with one query
+        for the runs and one for their steps (a comparison of 10 runs is 2 statements, not 50);
+        a prefix, an unknown id (NotFound) or a running run (stale check) goes through get."""
+        r, s = tables.runs, tables.run_steps
+        with self._meta.read(snapshot=True) as conn:
+            rows = {row.id: row for row in conn.execute(select(r).where(r.c.id.in_(run_ids)))}
+            query = select(s).where(s.c.run_id.in_(list(rows))).order_by(s.c.run_id, s.c.position)
+            steps: dict[str, builtins.list[StepRun]] = {}
+            for x in conn.execute(query):
+                steps.setdefault(x.run_id, []).append(_to_step(x._mapping))
+        out: builtins.list[Run] = []
+        for run_id in run_ids:
+            row = rows.get(run_id)
+            if row is None or row.status == RUNNING:
+                out.append(self.get(run_id))
+            else:
+                out.append(_to_run(row._mapping, tuple(steps.get(run_id, ()))))
+        return out
 
     def rows(
         self,
