@@ -23,6 +23,7 @@ __all__ = [
     "STATE_DIR",
     "SectionModel",
     "Settings",
+    "StoreSection",
     "find_workspace_root",
     "load_settings",
     "parse_section",
@@ -104,18 +105,16 @@ def load_settings(
             raise
         return _stateless_settings(env)
     config = read_config_file(root / CONFIG_FILE)
-    store = config.get("store", {})
-    if not isinstance(store, dict):
-        raise InvalidInput("must be a table", field=f"{CONFIG_FILE} [store]")
+    store = parse_section(config, "store", StoreSection)
     artifacts = (
         env.get("MODELCYCLE_ARTIFACTS_URL")
         or env.get("MODELCYCLE_ARTIFACTS")
-        or store.get("artifacts")
+        or store.artifacts
         or ""
     )
     values: dict[str, Any] = {
         "root": root,
-        "db_url": env.get("MODELCYCLE_DB_URL") or store.get("db_url") or default_db_url(root),
+        "db_url": env.get("MODELCYCLE_DB_URL") or store.db_url or default_db_url(root),
         "artifacts_url": _resolve_local(artifacts, root) or default_artifacts_url(root),
         "actor": _actor(env),
         "config": config,
@@ -207,7 +206,14 @@ class SectionModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def parse_section(config: Mapping[str, Any], name: str, model: type[T] | Any) -> T:
+class StoreSection(SectionModel):
+    """``[store]``: where the metadata database and the artifacts are."""
+
+    db_url: str | None = None
+    artifacts: str | None = None  # a local folder (relative to the workspace) or a URL
+
+
+def parse_section(config: Mapping[str, Any], name: str, model: type[T]) -> T:
     """Validate the section ``name`` (dotted for nested tables) of ``config`` as ``model``.
 
     ``model`` is a pydantic model or any type pydantic accepts (``list[Model]`` for an array
@@ -222,7 +228,7 @@ def parse_section(config: Mapping[str, Any], name: str, model: type[T] | Any) ->
     if raw is None:
         raw = [] if getattr(model, "__origin__", None) is list else {}
     try:
-        return TypeAdapter(model).validate_python(raw)  # type: ignore[no-any-return]
+        return TypeAdapter(model).validate_python(raw)
     except ValidationError as exc:
         item = getattr(model, "__args__", (model,))[0]  # list[Model] names Model's keys
         fields = getattr(item, "model_fields", None)
@@ -241,6 +247,8 @@ def section_error(exc: ValidationError, section: str, known: Sequence[str] = ())
         message = "unknown key" + (f" (expected one of: {', '.join(known)})" if known else "")
     elif first["type"] == "missing":
         message = "required key is missing"
+    elif first["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"expected a table, got {first.get('input')!r}"
     elif first["type"] == "value_error":
         # A validator's own ValueError says what it expected ("a duration such as 30s, ...").
         message = f"expected {first.get('ctx', {}).get('error', first['msg'])}"

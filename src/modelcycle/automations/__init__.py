@@ -9,6 +9,7 @@ from typing import Any
 
 from modelcycle.automations.actions import ACTIONS, Stages
 from modelcycle.automations.backfill import BackfillItem, find_rule, plan_backfill, run_backfill
+from modelcycle.automations.config import AutomationsSection
 from modelcycle.automations.dispatch import Dispatcher
 from modelcycle.automations.notifications import NOTIFY_KIND, Notifications, delivery_policy
 from modelcycle.automations.notify_config import load_notification_config
@@ -23,7 +24,7 @@ from modelcycle.automations.schedules import (
 )
 from modelcycle.automations.worker import Worker
 from modelcycle.entities import Job
-from modelcycle.settings import CONFIG_FILE
+from modelcycle.settings import CONFIG_FILE, parse_section
 from modelcycle.store import MetadataStore
 
 __all__ = [
@@ -64,13 +65,13 @@ class Automations:
         self._actor = actor
         self._stages = stages
         self._config = config
-        settings = config.get("automations", {})
+        section = parse_section(config, "automations", AutomationsSection)
         # [[notify]], [smtp], [notifications], [audit] verify_every: checked here, once.
         notify = load_notification_config(config)
         self.queue = JobQueue(
             metadata,
             actor,
-            backoff_seconds=float(settings.get("backoff_seconds", 5.0)),
+            backoff_seconds=section.backoff_seconds,
             retry_policies={NOTIFY_KIND: delivery_policy(notify.settings)},
         )
         self.notifications = Notifications(

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from modelcycle.errors import InvalidInput, NotFound
+from modelcycle.monitoring.config import MonitoringSection
 from modelcycle.monitoring.drift import compute_drift
 from modelcycle.monitoring.logs import split_log
 from modelcycle.monitoring.performance import (
@@ -36,6 +37,7 @@ from modelcycle.monitoring.results import (
     store_drift_check,
 )
 from modelcycle.monitoring.windows import Window, parse_duration, parse_time, resolve_window
+from modelcycle.settings import parse_section
 from modelcycle.store import MetadataStore
 
 if TYPE_CHECKING:
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
     from modelcycle.entities import ModelVersion
     from modelcycle.registry import ModelRegistry
 
-_MIN_WINDOW_ROWS = 100  # predictions a model-mode window needs before it is tested
 
 __all__ = ["Monitoring"]
 
@@ -67,23 +68,17 @@ class Monitoring:
         self._actor = actor
         self._registry = registry
         self._datasets = datasets
-        section = (config or {}).get("monitoring", {})
-        if not isinstance(section, Mapping):
-            raise InvalidInput("must be a table", field="modelcycle.toml [monitoring]")
-        self._section = section
+        self._section = parse_section(config or {}, "monitoring", MonitoringSection)
 
     # -- drift --------------------------------------------------------------------------------
 
     def policy(self, **overrides: Any) -> DriftPolicy:
         """``[monitoring.drift]`` from modelcycle.toml with per-call overrides."""
-        drift = self._section.get("drift", {})
-        if not isinstance(drift, Mapping):
-            raise InvalidInput("must be a table", field="modelcycle.toml [monitoring.drift]")
-        return DriftPolicy.from_config(drift, **overrides)
+        return DriftPolicy.from_config(self._section.drift, **overrides)
 
     @property
     def debounce(self) -> Debounce:
-        return Debounce.from_config(self._section.get("debounce"))
+        return self._section.debounce_rule
 
     def drift(
         self,
@@ -181,7 +176,7 @@ class Monitoring:
             rows = split_log(log, names, schema=ref_table.schema)
             # A handful of rows (smoke tests, a first request) proves nothing either way:
             # below the minimum the window counts as empty, never as drift.
-            least = int(self._section.get("drift_min_rows", _MIN_WINDOW_ROWS))
+            least = self._section.drift_min_rows
             enough = log.num_rows >= least
             cur_table = rows.features if enough else ref_table.select(names).slice(0, 0)
             cur_name = f"log:{mv.name} [{span.start or '...'}, {span.end or 'now'})"
@@ -337,12 +332,10 @@ class Monitoring:
         """
         from modelcycle.registry import Signature
 
-        degradation = float(
-            degradation if degradation is not None else self._section.get("degradation", 0.05)
-        )
+        degradation = float(degradation if degradation is not None else self._section.degradation)
         if not 0 < degradation < 1:
             raise InvalidInput("must be in (0, 1)", field="degradation")
-        min_rows = int(min_rows if min_rows is not None else self._section.get("min_rows", 30))
+        min_rows = int(min_rows if min_rows is not None else self._section.min_rows)
         if min_rows < 1:
             raise InvalidInput("must be at least 1", field="min_rows")
         mv, version_filter = self._resolve_model(model)

@@ -28,6 +28,7 @@ from typing import Any, overload
 
 from modelcycle.errors import InvalidInput
 from modelcycle.names import validate_name
+from modelcycle.settings import parse_section
 
 __all__ = ["CONTEXT_PARAM", "Pipeline", "Step", "load_pipeline", "step"]
 
@@ -284,9 +285,10 @@ def load_pipeline(ref: str, *, root: Path, config: Mapping[str, Any] | None = No
     already imported is reloaded so that a run always uses the code as it is now."""
     target = ref
     if ":" not in ref:
-        declared = (config or {}).get("pipelines", {})
-        if not isinstance(declared, Mapping) or ref not in declared:
-            names = ", ".join(sorted(declared)) if isinstance(declared, Mapping) else ""
+        # [pipelines]: NAME = "module:attribute"
+        declared: dict[str, str] = parse_section(config or {}, "pipelines", dict[str, str])
+        if ref not in declared:
+            names = ", ".join(sorted(declared))
             raise InvalidInput(
                 f"{ref!r} is neither module:attribute nor a pipeline declared under [pipelines] "
                 f"in modelcycle.toml (declared: {names or 'none'})",

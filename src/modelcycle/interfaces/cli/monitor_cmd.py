@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelcycle.errors import InvalidInput, ModelcycleError
+from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.interfaces.cli._context import console, open_workspace
-from modelcycle.settings import load_settings
+from modelcycle.settings import Settings, load_settings, parse_section
+from modelcycle.workspace import Workspace
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,8 +80,9 @@ def drift(
         )
     if model is None and (window or since or until):
         raise InvalidInput("--window/--since/--until need --model", field="--window")
+    settings = _settings_here()
     policy = DriftPolicy.from_config(
-        _drift_config(),
+        _drift_config(settings),
         method=method,
         thresholds={method: threshold} if method and threshold is not None else None,
         drift_share=drift_share,
@@ -88,7 +90,7 @@ def drift(
     )
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     if model is not None or save:
-        with open_workspace() as ws:
+        with _workspace(settings) as ws:
             check = ws.monitoring.drift(
                 reference,
                 current,
@@ -101,8 +103,8 @@ def drift(
                 report=report_path,
             )
     else:
-        ref_table = _load(str(reference), "--reference")
-        cur_table = _load(str(current), "--current")
+        ref_table = _load(str(reference), "--reference", settings)
+        cur_table = _load(str(current), "--current", settings)
         result = compute_drift(
             ref_table,
             cur_table,
@@ -270,24 +272,34 @@ def feedback(
 _FEEDBACK_BATCH = 10_000
 
 
-def _drift_config() -> dict[str, Any]:
-    """``[monitoring.drift]`` from the workspace's modelcycle.toml, when inside a workspace."""
+def _settings_here() -> Settings | None:
+    """The workspace's settings when inside one (read once for the whole command), else None:
+    comparing two files needs no workspace."""
     try:
-        config = load_settings().config
-    except ModelcycleError:
+        return load_settings()
+    except NotFound:
+        return None
+
+
+def _workspace(settings: Settings | None) -> Workspace:
+    return Workspace(settings=settings) if settings is not None else open_workspace()
+
+
+def _drift_config(settings: Settings | None) -> dict[str, Any]:
+    """``[monitoring.drift]`` from the workspace's modelcycle.toml, when inside a workspace."""
+    from modelcycle.monitoring.config import MonitoringSection
+
+    if settings is None:
         return {}
-    section = config.get("monitoring", {}).get("drift", {})
-    if not isinstance(section, dict):
-        raise InvalidInput("must be a table", field="modelcycle.toml [monitoring.drift]")
-    return section
+    return parse_section(settings.config, "monitoring", MonitoringSection).drift
 
 
-def _load(source: str, field: str) -> pa.Table:
+def _load(source: str, field: str, settings: Settings | None = None) -> pa.Table:
     from modelcycle.datasets import parse_dataset_ref, read_table
 
     if source.startswith(_DATA_PREFIX):
         ref = parse_dataset_ref(source[len(_DATA_PREFIX) :], field=field)
-        with open_workspace() as ws:
+        with _workspace(settings) as ws:
             return ws.datasets.get(ref.name, ref.version)
     return read_table(source, field=field)
 
