@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _cli import run_cli
 
+from _cli import run_cli
 from modelcycle import InvalidInput, Workspace, init_workspace
 from modelcycle.settings import SectionModel, load_settings, parse_section
 
