@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from _cli import run_cli
+from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.ci import CiOptions, render
 
 SCHEMAS = {
@@ -172,3 +173,20 @@ def test_existing_files_are_kept_and_bad_input_is_named(
     assert bad.returncode == 2
     assert "--provider" in bad.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_any_test_command_and_a_pipeline_module() -> None:
+    """A test command with YAML-special characters stays one string; --pipeline runs it."""
+    command = 'pytest -q -k "not slow" # x: y'
+    opts = CiOptions(
+        data="credit", target="default", model="credit", test_command=command,
+        pipeline="pipelines.credit:pipeline",
+    )  # fmt: skip
+    for provider in SCHEMAS:
+        texts = render(provider, opts)
+        joined = json.dumps([yaml.safe_load(t) for t in texts.values()])
+        assert json.dumps(command)[1:-1] in joined, provider
+        assert "modelcycle pipeline run pipelines.credit:pipeline --data" in joined, provider
+    with pytest.raises(InvalidInput) as bad:
+        render("github", CiOptions(data="credit; rm -rf /", target="y", model="m"))
+    assert bad.value.field == "--data"

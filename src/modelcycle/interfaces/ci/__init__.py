@@ -8,6 +8,7 @@ filled from :class:`CiOptions`; the markers never clash with the providers' own 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -73,6 +74,8 @@ def render(provider: str, opts: CiOptions) -> dict[str, str]:
         )
     opts.check()
     values = {k.upper(): str(v) for k, v in asdict(opts).items() if v is not None}
+    # Any shell line the user gives, as a YAML double-quoted scalar (JSON is valid YAML).
+    values["TEST_COMMAND"] = json.dumps(opts.test_command)
     values["TRAIN_SHELL"] = _train_command(opts, "${DATASET_VERSION:-" + opts.data + "}")
     out: dict[str, str] = {}
     for path, text in PROVIDERS[provider].items():
