@@ -127,8 +127,7 @@ def test_serve_runs_from_urls_alone(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcycle", "serve", "tiny/1", "--port", str(port),
-         "--workers", "2"],
+        [sys.executable, "-m", "modelcycle", "serve", "tiny/1", "--port", str(port)],
         cwd=empty, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
