@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,6 @@ CASES: list[Case] = [
     ("glob of nothing", "d", lambda f: str(f / "*.parquet"), "source", "matches no file"),
     ("not a source", "d", lambda f: 42, "source", "expected a file path"),
 ]
-if os.geteuid() != 0:  # root reads any file
-    CASES.append(("unreadable", "d", _unreadable, "source", "not readable"))
 
 
 def test_every_bad_input_is_refused_and_stores_nothing(
@@ -97,4 +97,31 @@ def test_every_bad_input_is_refused_and_stores_nothing(
     pq.write_table(small_table(0), tmp_path / "zero.parquet")
     with pytest.raises(InvalidInput, match="no rows"):
         workspace.datasets.add("d", tmp_path / "zero.parquet")
+    assert stored_state(workspace) == before
+
+
+# Root reads any file through its DAC capabilities: as root the command runs without them
+# (setpriv), so a file of mode 0 is unreadable to it too and this case runs on every machine.
+_NO_DAC = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
+def test_an_unreadable_file_is_refused_as_any_user(workspace: Workspace, tmp_path: Path) -> None:
+    locked = _unreadable(tmp_path)
+    before = stored_state(workspace)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    command = [sys.executable, "-m", "modelcycle", "data", "add", "d", str(locked)]
+    proc = subprocess.run(
+        [*(_NO_DAC if os.geteuid() == 0 else []), *command],
+        cwd=workspace.root,
+        env={**env, "MODELCYCLE_ACTOR": "tester"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"source: {locked} is not readable (permission denied)" in proc.stderr
     assert stored_state(workspace) == before

@@ -377,6 +377,9 @@ def test_concurrent_requests_are_micro_batched(client: httpx.Client, models: Mod
 
 
 def test_native_threads_limited_and_still_healthy(client: httpx.Client) -> None:
+    # Its own 400 first: the test must not rely on an earlier test having sent one.
+    bad = client.post("/predict/ridge?proba=1", json={"rows": [{"a": 1.0, "b": 2.0, "c": 3.0}]})
+    assert bad.status_code == 400
     text = client.get("/metrics").text
     assert metric(text, "modelcycle_native_threads", api="openmp") == 1
     assert metric(text, "modelcycle_requests_total", protocol="plain", code="400") > 0
