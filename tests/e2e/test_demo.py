@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from _cli import run_cli
+from _servers import modelcycle_server
 from modelcycle import Workspace
 
 
@@ -56,30 +52,8 @@ def test_the_demo_runs_the_loop_and_its_audit_chain_verifies(tmp_path: Path) -> 
 
 def _server_lists_the_demo_models(root: Path, token: str) -> None:
     """What the demo's last line says to do: `modelcycle server`, then list the models."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modelcycle", "server", "--port", str(port)],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}/api/v1"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not answer in 60 s"
-            time.sleep(0.2)
+    with modelcycle_server(root) as base:
         r = httpx.get(f"{base}/models", headers={"Authorization": f"Bearer {token}"}, timeout=30)
         assert r.status_code == 200, r.text
         (credit,) = [m for m in r.json()["items"] if m["name"] == "credit"]
         assert credit["aliases"]["champion"] == 2
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -5,16 +5,13 @@ A module of its own (not conftest.py) so ``import`` never picks another folder's
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
-import uvicorn
 
+from _servers import serve_app
 from modelcycle import Workspace
 from modelcycle.interfaces.http import ApiSettings, create_app
 from modelcycle.store.tokens import ROLES, TokenStore
@@ -42,23 +39,7 @@ def serve(ws: Workspace, settings: ApiSettings | None = None) -> Iterator[Api]:
         _, text = store.create(f"{role}-bot", role)
         api.tokens[role] = text
         api.names[role] = f"{role}-bot"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = create_app(ws, settings or ApiSettings(events_poll_seconds=0.05))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
-    api.url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_app(app, what="the API server") as url:
+        api.url = url
         yield api
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()

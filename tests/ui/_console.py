@@ -4,17 +4,14 @@ install`). A module of its own (not conftest.py) so names stay explicit."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import uvicorn
 
+from _servers import serve_app
 from modelcycle import Workspace, init_workspace
 from modelcycle.datasets import make_credit
 from modelcycle.interfaces.http import ApiSettings, create_app
@@ -115,23 +112,7 @@ def _score_and_label(ws: Workspace, endpoint: str) -> None:
 
 @contextmanager
 def serve(site: Site) -> Iterator[Site]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = create_app(site.ws, ApiSettings(token_refresh_seconds=0.0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the console server did not start")
-        time.sleep(0.02)
-    site.url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_app(app, what="the console server") as url:
+        site.url = url
         yield site
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
