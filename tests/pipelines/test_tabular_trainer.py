@@ -106,7 +106,7 @@ def test_regression_with_missing_values(workspace: Workspace) -> None:
     with pytest.raises(InvalidInput, match="no column 'nope'"):
         workspace.pipelines.train("houses", "nope")
     with pytest.raises(InvalidInput, match="is not one of"):
-        workspace.pipelines.train("houses", "price", model="xgboost")
+        workspace.pipelines.train("houses", "price", model="catboost")
 
 
 def test_train_from_the_cli(credit: Workspace, cli) -> None:  # type: ignore[no-untyped-def]
