@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from modelcycle.automations.actions import Action, Stages
 from modelcycle.automations.dispatch import Dispatcher
@@ -22,6 +23,7 @@ from modelcycle.automations.schedules import Scheduler
 from modelcycle.capture import capture_output
 from modelcycle.entities import Job
 from modelcycle.errors import Conflict, IntegrityError
+from modelcycle.liveness import Heartbeat
 from modelcycle.store import caused_by
 
 __all__ = ["Worker"]
@@ -118,29 +120,22 @@ class Worker:
 
     def _execute(self, job: Job) -> Job:
         action = self._actions.get(job.kind)
-        done = threading.Event()
-        renewer = threading.Thread(target=self._renew, args=(job, done), daemon=True)
-        renewer.start()
+        renew = partial(self._queue.renew, job, self.name, lease_seconds=self._lease)
         out = io.StringIO()
         try:
-            with capture_output(out), caused_by(job.id):
+            # The lease is renewed while the action runs, and no longer once it has ended.
+            lease = Heartbeat(renew, self._lease / 3, name=f"lease-{job.id}")
+            with lease, capture_output(out), caused_by(job.id):
                 if action is None:
                     raise LookupError(f"no action {job.kind!r} in this worker")
                 result = action(self._stages, job)
         except Exception as exc:
-            done.set()
             log = out.getvalue() + traceback.format_exc()
             try:
                 return self._queue.fail(job, self.name, f"{type(exc).__name__}: {exc}", log)
             except Conflict:
                 return self._queue.get(job.id)  # lease lost or cancelled: nothing to record
-        done.set()
         try:
             return self._queue.complete(job, self.name, result, out.getvalue())
         except Conflict:
             return self._queue.get(job.id)
-
-    def _renew(self, job: Job, done: threading.Event) -> None:
-        while not done.wait(self._lease / 3):
-            if not self._queue.renew(job, self.name, lease_seconds=self._lease):
-                return

@@ -15,7 +15,6 @@ import io
 import logging
 import os
 import sys
-import threading
 import time
 import traceback
 import uuid
@@ -27,7 +26,7 @@ from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.capture import capture_output
 from modelcycle.entities import Run
 from modelcycle.errors import InvalidInput
-from modelcycle.liveness import hostname
+from modelcycle.liveness import Heartbeat, hostname
 from modelcycle.pipelines import _outputs
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.provenance import code_version, environment
@@ -246,7 +245,8 @@ class PipelineRunner:
         self.records.create(run)
         shown = display or default_display()
         totals = _Totals(datasets=list(run.datasets))
-        with _Heartbeat(self.records, run.id, self._heartbeat_interval):
+        beat = functools.partial(self.records.heartbeat, run.id)
+        with Heartbeat(beat, self._heartbeat_interval, name=f"heartbeat-{run.id}"):
             shown.start(run.id, pipeline)
             try:
                 failed = self._steps(run, pipeline, resolved, no_cache, resume_of, totals, shown)
@@ -430,29 +430,3 @@ def _capture(log: IO[str]) -> Iterator[None]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
-
-
-class _Heartbeat:
-    """A daemon thread refreshing the run's heartbeat until the run ends."""
-
-    def __init__(self, records: RunRecords, run_id: str, interval: float) -> None:
-        self._records = records
-        self._run_id = run_id
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._records.heartbeat(self._run_id)
-            except Exception:  # a missed beat is retried; never kill the run
-                _log.debug("heartbeat of run %s failed", self._run_id, exc_info=True)
