@@ -48,6 +48,8 @@ class Settings(BaseModel):
     # No workspace folder: configured by MODELCYCLE_DB_URL and an artifacts URL alone (a worker,
     # server or scoring container on any host); ``root`` is then only a deletable cache.
     stateless: bool = False
+    # The modelcycle.toml read (a workspace's own, or MODELCYCLE_CONFIG's); None: none.
+    config_file: Path | None = None
     # The CI run acting (ci_context.py), stamped on every audit event and run; None outside CI.
     ci: dict[str, str | None] | None = None
 
@@ -118,6 +120,7 @@ def load_settings(
         "artifacts_url": _resolve_local(artifacts, root) or default_artifacts_url(root),
         "actor": _actor(env),
         "config": config,
+        "config_file": root / CONFIG_FILE,
         "ci": _ci(env),
     }
     try:
@@ -151,6 +154,7 @@ def _stateless_settings(env: Mapping[str, str]) -> Settings:
         actor=_actor(env),
         config=config,
         stateless=True,
+        config_file=Path(config_path) if config_path else None,
         ci=_ci(env),
     )
 

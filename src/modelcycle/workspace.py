@@ -134,7 +134,14 @@ class Workspace:
         """Rules from modelcycle.toml, the job queue, and workers."""
         from modelcycle.automations import Automations
 
-        return Automations(self.metadata, self.actor, self, self.settings.config, root=self.root)
+        return Automations(
+            self.metadata,
+            self.actor,
+            self,
+            self.settings.config,
+            root=self.root,
+            config_file=self.settings.config_file,
+        )
 
     @cached_property
     def registry(self) -> ModelRegistry:

@@ -150,3 +150,24 @@ def test_serve_runs_from_urls_alone(
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert list(empty.iterdir()) == []
+
+
+def test_a_stateless_worker_dates_its_rules_by_the_config_file(
+    stateless_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rules file (a ConfigMap) was changed before the trigger: the trigger is acted on,
+    # although no worker was running when it was written.
+    config = tmp_path / "configmap" / "modelcycle.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[[rules]]\nname = "echo"\non = "audit.note"\nwhere = { subject = "trigger" }\n'
+        'do = "note"\nwith = { text = "seen {seq}", subject = "effect" }\n'
+    )
+    monkeypatch.setenv("MODELCYCLE_CONFIG", str(config))
+    with Workspace() as ws:
+        assert ws.settings.config_file == config
+        trigger = ws.audit.note("go", subject="trigger")
+        job = ws.automations.worker(poll_seconds=0.01).run_once()
+        assert job is not None
+        assert job.state == "succeeded"
+        assert job.idempotency_key == f"echo:{trigger.seq}"

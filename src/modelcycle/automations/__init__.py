@@ -59,8 +59,12 @@ class Automations:
         config: Mapping[str, Any],
         *,
         root: Path,
+        config_file: Path | None = None,
     ) -> None:
         self._root = root
+        # When the rules were last changed: the file's modification time (a stateless worker
+        # reads them from MODELCYCLE_CONFIG, not from a workspace folder).
+        self._config_file = config_file or root / CONFIG_FILE
         self._meta = metadata
         self._actor = actor
         self._stages = stages
@@ -85,7 +89,7 @@ class Automations:
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(
-            self._meta, self.queue, self.rules, self._actor, config_path=self._root / CONFIG_FILE
+            self._meta, self.queue, self.rules, self._actor, config_path=self._config_file
         )
 
     def plan_backfill(
