@@ -93,6 +93,10 @@ def _run_worker(engine_factory: EngineFactory, sock: socket.socket, options: dic
     import uvicorn
 
     import_skops_lazily()
+    # The prediction log's flush thread makes rows and talks to the database holding the GIL;
+    # a request arriving meanwhile waits for the switch interval (5 ms by default) before the
+    # event loop runs again. 0.5 ms bounds that wait.
+    sys.setswitchinterval(0.0005)
     engine = engine_factory()
     failed: list[BaseException] = []
     server: uvicorn.Server | None = None
