@@ -48,8 +48,11 @@ chromium:
 	scripts/chromium.sh
 
 # The test session starts (and stops) its own PostgreSQL server on 127.0.0.1: see tests/_pg.py.
+# Two pytest processes (one PostgreSQL server each); a file's tests stay together, in order, on
+# one process. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
 pytest: install containers container-prep chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint typecheck layers pytest
 
