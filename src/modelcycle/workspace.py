@@ -324,9 +324,7 @@ class Workspace:
             # engine of the store it hooks into.
             holder: list[MetadataStore] = []
             row = HeadRow(lambda: holder[0].engine)
-            meta = MetadataStore(
-                self.settings.db_url, on_commit=row.advance, ci=self.settings.ci
-            )
+            meta = MetadataStore(self.settings.db_url, on_commit=row.advance, ci=self.settings.ci)
             holder.append(meta)
             return meta
         head_file = HeadFile(self.settings.audit_head_path)
