@@ -50,7 +50,12 @@ def _describe(package: str, name: str, obj: object) -> list[str]:
         return [f"{where}: module"]
     if inspect.isclass(obj):
         lines = [f"{where}: class{_signature(obj)}"]
-        for member, value in sorted(vars(obj).items()):
+        # Members mixed in from modelcycle's own base classes are public here too.
+        members: dict[str, object] = {}
+        for klass in reversed(obj.__mro__):
+            if klass.__module__.startswith("modelcycle"):
+                members.update(vars(klass))
+        for member, value in sorted(members.items()):
             if member.startswith("_"):
                 continue
             if isinstance(value, property | functools.cached_property):

@@ -24,9 +24,11 @@ from modelcycle.registry.errors import (
 from modelcycle.registry.evaluation import version_evaluation
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
 from modelcycle.registry.gate import DEFAULT_MIN_ROWS, encode_row_hashes, row_hashes
+from modelcycle.registry.lineage import Lineage
 from modelcycle.registry.loaded import LoadedModel
+from modelcycle.registry.promotion import PromotionResult
 from modelcycle.registry.refs import ModelRef, parse_model_ref
-from modelcycle.registry.registry import Lineage, ModelRegistry, PromotionResult
+from modelcycle.registry.registry import ModelRegistry
 from modelcycle.registry.signature import ColumnSpec, OutputSpec, Signature, enforce
 
 __all__ = [

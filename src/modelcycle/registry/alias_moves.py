@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from modelcycle.errors import InvalidInput
+from modelcycle.registry._checks import ARCHIVED
 from modelcycle.registry.refs import LATEST, ModelRef, parse_model_ref
-from modelcycle.registry.registry import ARCHIVED, _lock_model
+from modelcycle.registry.registry import _lock_model
 from modelcycle.store import tables
 
 if TYPE_CHECKING:

@@ -39,7 +39,8 @@ from modelcycle.store import MetadataStore, tables
 from modelcycle.store.ids import resolve_id
 
 if TYPE_CHECKING:
-    from modelcycle.registry.registry import ModelRegistry, PromotionResult
+    from modelcycle.registry.promotion import PromotionResult
+    from modelcycle.registry.registry import ModelRegistry
 
 __all__ = [
     "PENDING",
@@ -173,7 +174,7 @@ class PromotionApprovals:
         found = self.policies.for_alias(alias)
         if found is None or found[1].approvals <= 0:
             return None
-        from modelcycle.registry.registry import PromotionResult, _store_evaluations
+        from modelcycle.registry.promotion import PromotionResult, store_evaluations
 
         pattern, policy = found
         self.expire_due()
@@ -231,7 +232,7 @@ class PromotionApprovals:
             ) as tx:
                 tx.conn.execute(insert(r).values(**values))
                 if gate is not None:  # the figures are facts whatever the decision
-                    _store_evaluations(tx.conn, candidate.name, gate)
+                    store_evaluations(tx.conn, candidate.name, gate)
             existing = request_id
         return PromotionResult(
             candidate.name,

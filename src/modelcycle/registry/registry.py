@@ -9,12 +9,10 @@ with its audit event.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import io
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,17 +22,23 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from modelcycle.audit import canonical_json, utc_timestamp
-from modelcycle.datasets import DatasetCatalog, parse_dataset_ref
-from modelcycle.entities import AuditEvent, DatasetVersion, ModelVersion
-from modelcycle.errors import Conflict, InvalidInput, NotFound, NotReady, PreconditionFailed
+from modelcycle.datasets import DatasetCatalog
+from modelcycle.entities import DatasetVersion, ModelVersion
+from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.names import validate_name
-from modelcycle.registry._metrics import Metric, default_metric, get_metric
-from modelcycle.registry.clean_commit import refuse_unclean_commit
-from modelcycle.registry.errors import PromotionRefused, UntrustedModel
+from modelcycle.registry._checks import (
+    ACTIVE,
+    ARCHIVED,
+    check_alias,
+    check_precondition,
+    split_dataset_ref,
+)
+from modelcycle.registry.errors import UntrustedModel
 from modelcycle.registry.flavors import ModelFlavor, detect_flavor, get_flavor
-from modelcycle.registry.gate import DEFAULT_MIN_ROWS, select_unseen_rows, too_few_rows
+from modelcycle.registry.lineage import RegistryLineage
 from modelcycle.registry.loaded import LoadedModel
-from modelcycle.registry.notes import RegistryNotes, check_text
+from modelcycle.registry.notes import RegistryNotes
+from modelcycle.registry.promotion import RegistryPromotion
 from modelcycle.registry.refs import LATEST, ModelRef, parse_model_ref
 from modelcycle.registry.signature import Signature, enforce, to_arrow
 from modelcycle.store import ArtifactStore, MetadataStore, tables
@@ -42,70 +46,12 @@ from modelcycle.store import ArtifactStore, MetadataStore, tables
 if TYPE_CHECKING:
     from modelcycle.registry.approvals import PromotionApprovals
 
-__all__ = ["Lineage", "ModelRegistry", "PromotionResult"]
+__all__ = ["ModelRegistry"]
 
-ACTIVE = "active"
-ARCHIVED = "archived"
 _EXAMPLE_ROWS = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class PromotionResult:
-    """What a promotion did: the alias move and, unless first or forced, both figures."""
-
-    name: str
-    alias: str
-    version: int
-    previous: int | None
-    moved: bool
-    forced: bool = False
-    first: bool = False
-    metric: str | None = None
-    candidate_score: float | None = None
-    champion_score: float | None = None
-    dataset: str | None = None
-    # the gate's rows: holdout, evaluated, excluded, seen_in_training by role, unchecked
-    rows: dict[str, Any] | None = None
-    warnings: builtins.list[str] = field(default_factory=builtins.list)
-    # set when a promotion policy turned the move into a request (registry/approvals.py)
-    request: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    """Where a version came from and everything that happened to it."""
-
-    version: ModelVersion
-    run_id: str | None
-    datasets: list[str]
-    code_version: str | None
-    signature: dict[str, Any]
-    metrics: dict[str, float]
-    aliases: tuple[str, ...]
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
-    events: list[AuditEvent] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.version.ref,
-            "flavor": self.version.flavor,
-            "status": self.version.status,
-            "sha256": self.version.sha256,
-            "run_id": self.run_id,
-            "datasets": self.datasets,
-            "code_version": self.code_version,
-            "signature": self.signature,
-            "metrics": self.metrics,
-            "params": self.version.params,
-            "tags": self.version.tags,
-            "requirements": self.version.requirements,
-            "aliases": list(self.aliases),
-            "evaluations": self.evaluations,
-            "events": [e.as_dict() for e in self.events],
-        }
-
-
-class ModelRegistry(RegistryNotes):
+class ModelRegistry(RegistryNotes, RegistryPromotion, RegistryLineage):
     """Registered models of one workspace. Constructing it touches nothing."""
 
     # Set by the workspace: under a [promotion.*] policy an alias move becomes a request.
@@ -241,7 +187,7 @@ class ModelRegistry(RegistryNotes):
             if isinstance(item, DatasetVersion):
                 out.append(item.ref)
                 continue
-            ds_name, ds_version = _split_dataset_ref(item)
+            ds_name, ds_version = split_dataset_ref(item)
             if self._datasets is not None:
                 ds_version = self._datasets.version(ds_name, ds_version).version
             out.append(f"{ds_name}@{ds_version}")
@@ -373,7 +319,7 @@ class ModelRegistry(RegistryNotes):
     def set_alias(self, name: str, alias: str, version: int) -> ModelVersion:
         """Point ``NAME@alias`` at ``version`` (set or move), atomically and audited."""
         name = validate_name(name, field="name")
-        alias = _check_alias(alias)
+        alias = check_alias(alias)
         if self.approvals is not None:
             self.approvals.refuse_direct_move(alias)
         with self._meta.write(
@@ -409,7 +355,7 @@ class ModelRegistry(RegistryNotes):
         """Remove ``NAME@alias``; return the version it pointed at (with ``if_version``,
         PreconditionFailed unless it still points there)."""
         name = validate_name(name, field="name")
-        alias = _check_alias(alias)
+        alias = check_alias(alias)
         a = tables.model_aliases
         with self._meta.write(
             actor=self._actor,
@@ -424,7 +370,7 @@ class ModelRegistry(RegistryNotes):
             ).scalar()
             if old is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
-            _check_precondition(name, alias, int(old), if_version)
+            check_precondition(name, alias, int(old), if_version)
             tx.conn.execute(sql_delete(a).where(a.c.name == name, a.c.alias == alias))
             tx.subject = f"model:{name}/{old}"
             tx.payload["from"] = int(old)
@@ -478,256 +424,6 @@ class ModelRegistry(RegistryNotes):
 
     # -- promotion --------------------------------------------------------------------------
 
-    def promote(
-        self,
-        ref: str,
-        to: str = "champion",
-        *,
-        metric: str | None = None,
-        min_gain: float = 0.0,
-        on: str | None = None,
-        target: str | None = None,
-        force: bool = False,
-        trust: bool = False,
-        if_version: int | None = None,
-        min_rows: int = DEFAULT_MIN_ROWS,
-        reason: str | None = None,
-    ) -> PromotionResult:
-        """Move ``NAME@to`` to the candidate if it scores at least as well as the current holder
-        (plus ``min_gain``) on the same holdout data set version; else raise PromotionRefused.
-        With ``if_version``, PreconditionFailed unless the alias still points there.
-        ``reason`` is recorded in the audit events (a forced move records ``reason: null``
-        when none is given; the CLI demands one with ``--force``)."""
-        alias = _check_alias(to, field="to")
-        reason = check_text(reason, field="reason")
-        if not math.isfinite(min_gain) or min_gain < 0:
-            raise InvalidInput("must be a number >= 0", field="min_gain")
-        if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
-            raise InvalidInput("must be a whole number >= 1", field="min_rows")
-        candidate = self.get(ref)
-        if candidate.status == ARCHIVED:
-            raise Conflict(f"{candidate.ref} is archived and cannot be promoted")
-        name = candidate.name
-        current = self._alias_target(name, alias)
-        _check_precondition(name, alias, current, if_version)
-        if current == candidate.version:
-            return PromotionResult(name, alias, candidate.version, current, moved=False)
-        if self.approvals is not None:
-            refuse_unclean_commit(
-                self._meta, self.approvals.policies, candidate, alias, self._actor
-            )
-        if current is None or force:
-            return self._commit_promotion(
-                candidate,
-                alias,
-                current,
-                forced=force and current is not None,
-                first=current is None,
-                reason=reason,
-            )
-        champion = self.get(f"{name}/{current}")
-        sig = Signature.from_dict(candidate.signature)
-        figure = get_metric(metric or default_metric(sig.task), sig.task)
-        ds_ref, table, target_col = self._holdout(candidate, on, target)
-        # Score only on rows neither model trained on (see registry/gate.py).
-        rows = select_unseen_rows(
-            self._artifacts, table, target_col, {"candidate": candidate, "champion": champion}
-        )
-        if rows.excluded and rows.evaluated < min_rows:
-            refusal = too_few_rows(candidate, champion, alias, figure.name, ds_ref, rows, min_rows)
-            with self._meta.write(
-                actor=self._actor,
-                action="model.promotion_refused",
-                subject=f"model:{candidate.ref}",
-                payload=refusal.payload,
-            ):
-                pass
-            raise refusal.error
-        cand_score = self._score(candidate, figure, rows.table, target_col, trust)
-        champ_score = self._score(champion, figure, rows.table, target_col, trust)
-        passed = figure.at_least_as_good(cand_score, champ_score, min_gain)
-        gate = {
-            "rows": rows.as_dict(),
-            "metric": figure.name,
-            "higher_is_better": figure.higher_is_better,
-            "min_gain": min_gain,
-            "dataset": ds_ref,
-            "target": target_col,
-            "candidate": {"version": candidate.version, "score": cand_score},
-            "champion": {"version": champion.version, "score": champ_score},
-        }
-        if passed:
-            result = self._commit_promotion(candidate, alias, current, gate=gate, reason=reason)
-            return dataclasses.replace(result, rows=rows.as_dict(), warnings=rows.warnings())
-        with self._meta.write(
-            actor=self._actor,
-            action="model.promotion_refused",
-            subject=f"model:{candidate.ref}",
-            payload={"alias": alias, **gate},
-        ) as tx:
-            _store_evaluations(tx.conn, name, gate)
-        # Raised after the commit: the refusal and both figures stay on record.
-        direction = "higher" if figure.higher_is_better else "lower"
-        raise PromotionRefused(
-            f"{candidate.ref} not promoted to {alias}: {figure.name} ({direction} is better) on "
-            f"{ds_ref} ({rows.describe()}) is {cand_score:.6g} for {candidate.ref} and "
-            f"{champ_score:.6g} for {champion.ref} ({name}@{alias}); needed a gain of at least "
-            f"{min_gain:g}",
-            metric=figure.name,
-            candidate=cand_score,
-            champion=champ_score,
-            dataset=ds_ref,
-            rows=rows.as_dict(),
-        )
-
-    def _alias_target(self, name: str, alias: str) -> int | None:
-        a = tables.model_aliases
-        with self._meta.read() as conn:
-            value = conn.execute(
-                select(a.c.version).where(a.c.name == name, a.c.alias == alias)
-            ).scalar()
-        return int(value) if value is not None else None
-
-    def _commit_promotion(
-        self,
-        candidate: ModelVersion,
-        alias: str,
-        expected: int | None,
-        *,
-        gate: dict[str, Any] | None = None,
-        forced: bool = False,
-        first: bool = False,
-        reason: str | None = None,
-    ) -> PromotionResult:
-        if self.approvals is not None:  # the policy's hook: a request instead of a move
-            pending = self.approvals.intercept(
-                candidate, alias, expected, gate=gate, forced=forced, reason=reason
-            )
-            if pending is not None:
-                return pending
-        payload: dict[str, Any] = {
-            "alias": alias,
-            "from": expected,
-            "to": candidate.version,
-            "forced": forced,
-            "first": first,
-        }
-        if forced or reason is not None:  # a skipped gate always says why, or that none was given
-            payload["reason"] = reason
-        if gate is not None:
-            payload["gate"] = gate
-        with self._meta.write(
-            actor=self._actor,
-            action="model.promoted",
-            subject=f"model:{candidate.ref}",
-            payload=payload,
-        ) as tx:
-            old = self._move_alias(tx.conn, candidate.name, alias, candidate.version)
-            if old != expected:
-                # Someone moved the alias while we scored: the figures compared the wrong model.
-                raise PreconditionFailed(
-                    f"{candidate.name}@{alias} moved from {expected} to {old} during the "
-                    "promotion; run it again"
-                )
-            tx.record(
-                "model.alias_moved",
-                f"model:{candidate.ref}",
-                {"alias": alias, "from": old, "to": candidate.version, "by": "promotion",
-                 **{k: payload[k] for k in ("forced", "reason") if k in payload}},
-            )  # fmt: skip
-            if gate is not None:
-                _store_evaluations(tx.conn, candidate.name, gate)
-        return PromotionResult(
-            candidate.name,
-            alias,
-            candidate.version,
-            expected,
-            moved=True,
-            forced=forced,
-            first=first,
-            metric=gate["metric"] if gate else None,
-            candidate_score=gate["candidate"]["score"] if gate else None,
-            champion_score=gate["champion"]["score"] if gate else None,
-            dataset=gate["dataset"] if gate else None,
-        )
-
-    def _holdout(
-        self, mv: ModelVersion, on: str | None, target: str | None
-    ) -> tuple[str, pa.Table, str]:
-        on = on or mv.tags.get("holdout")
-        target = target or mv.tags.get("target")
-        if not on or not target:
-            raise InvalidInput(
-                f"{mv.ref} has no recorded holdout data set and target; pass on='DATASET@VERSION' "
-                "and target='COLUMN' (CLI: --on, --target)",
-                field="on" if not on else "target",
-            )
-        if self._datasets is None:
-            raise NotReady(
-                "scoring a holdout needs the data set catalog; open the registry from a Workspace"
-            )
-        ds_name, ds_version = _split_dataset_ref(on, field="on")
-        resolved = self._datasets.version(ds_name, ds_version)
-        table = self._datasets.get(ds_name, resolved.version)
-        if target not in table.column_names:
-            raise InvalidInput(f"{resolved.ref} has no column {target!r}", field="target")
-        return resolved.ref, table, target
-
-    def _score(
-        self, mv: ModelVersion, figure: Metric, table: pa.Table, target: str, trust: bool
-    ) -> float:
-        loaded = self._load_version(mv, trust=trust)
-        features = enforce(loaded.signature, table.drop_columns([target]), allow_extra=True)
-        y_true = table.column(target).to_numpy(zero_copy_only=False)
-        if figure.needs_proba:
-            answer = loaded.flavor.predict_proba(loaded.model, features)
-        else:
-            answer = loaded.flavor.predict(loaded.model, features)
-        return figure.compute(np.asarray(y_true), answer, loaded.signature.classes)
-
-    # -- lineage ----------------------------------------------------------------------------
-
-    def lineage(self, ref: str) -> Lineage:
-        """Run, data sets, code version, signature, metrics, aliases, evaluations, audit events."""
-        parsed = parse_model_ref(ref)
-        ev = tables.audit_events
-        me = tables.model_evaluations
-        with self._meta.read(snapshot=True) as conn:
-            mv = self._get(conn, parsed)
-            rows = conn.execute(
-                select(ev).where(ev.c.subject == f"model:{mv.ref}").order_by(ev.c.seq)
-            ).all()
-            evaluations = conn.execute(
-                select(me.c.dataset, me.c.metric, me.c.value, me.c.created_at)
-                .where(me.c.name == mv.name, me.c.version == mv.version)
-                .order_by(me.c.id)
-            ).all()
-        events = [
-            AuditEvent(
-                seq=int(r.seq),
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                subject=r.subject,
-                payload=json.loads(r.payload),
-                prev_hash=r.prev_hash,
-                hash=r.hash,
-            )
-            for r in rows
-        ]
-        code_version = mv.tags.get("code_version") or mv.tags.get("git_commit")
-        return Lineage(
-            version=mv,
-            run_id=mv.run_id,
-            datasets=mv.datasets,
-            code_version=code_version,
-            signature=mv.signature,
-            metrics=mv.metrics,
-            aliases=mv.aliases,
-            evaluations=[dict(e._mapping) for e in evaluations],
-            events=events,
-        )
-
     # -- conversion -------------------------------------------------------------------------
 
     def export_onnx(
@@ -778,32 +474,6 @@ class ModelRegistry(RegistryNotes):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _split_dataset_ref(ref: str, *, field: str = "datasets") -> tuple[str, int | str]:
-    """``NAME@VERSION`` (or ``NAME``, ``NAME@latest``) as the catalog's (name, version)."""
-    parsed = parse_dataset_ref(ref, field=field)
-    return parsed.name, "latest" if parsed.version is None else parsed.version
-
-
-def _check_precondition(name: str, alias: str, current: int | None, expected: int | None) -> None:
-    if expected is not None and current != expected:
-        raise PreconditionFailed(
-            f"{name}@{alias} points at version {current}, not {expected}; read it again"
-        )
-
-
-def _check_alias(alias: str, *, field: str = "alias") -> str:
-    validate_name(alias, field=field)
-    if alias == LATEST:
-        raise InvalidInput(
-            "'latest' always means the newest version and cannot be set", field=field
-        )
-    if alias.isdigit():
-        raise InvalidInput(
-            "an alias must not be a bare number (it reads as a version)", field=field
-        )
-    return alias
 
 
 def _check_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
@@ -874,24 +544,6 @@ def _index_artifact(
                 sha256=sha256, size=size, label=label, created_at=now, created_by=actor
             )
         )
-
-
-def _store_evaluations(conn: Connection, name: str, gate: dict[str, Any]) -> None:
-    now = utc_timestamp()
-    conn.execute(
-        insert(tables.model_evaluations),
-        [
-            {
-                "name": name,
-                "version": gate[side]["version"],
-                "dataset": gate["dataset"],
-                "metric": gate["metric"],
-                "value": gate[side]["score"],
-                "created_at": now,
-            }
-            for side in ("candidate", "champion")
-        ],
-    )
 
 
 def _aliases_of(conn: Connection, name: str, version: int) -> tuple[str, ...]:
