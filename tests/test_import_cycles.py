@@ -18,18 +18,7 @@ SRC = Path(modelcycle.__file__).resolve().parent
 
 # Cycles another change is breaking at the time of writing, each with its owner; the test
 # fails on any cycle not listed here. Remove an entry when its cycle is gone.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # Issue 20, Flavors part (the flavor-contract helper, work in progress): the registry's
-    # loaded model <-> flavors <-> skops flavor <-> ONNX export.
-    frozenset(
-        {
-            "modelcycle.registry._onnx_export",
-            "modelcycle.registry.flavors",
-            "modelcycle.registry.flavors.sklearn_skops",
-            "modelcycle.registry.loaded",
-        }
-    ),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _modules(src: Path) -> dict[str, Path]:

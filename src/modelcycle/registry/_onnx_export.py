@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from modelcycle.errors import Conflict, InvalidInput
-from modelcycle.registry.flavors import ModelFlavor
-from modelcycle.registry.loaded import LoadedModel
 from modelcycle.registry.signature import Signature
+
+if TYPE_CHECKING:
+    # Annotations only: the skops flavor imports this module, and the loaded model imports
+    # the flavors, so importing either here at run time would close a cycle.
+    from modelcycle.registry.flavors import ModelFlavor
+    from modelcycle.registry.loaded import LoadedModel
 
 __all__ = ["check_agreement", "convert"]
 
