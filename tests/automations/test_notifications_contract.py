@@ -27,7 +27,11 @@ def _config(kind: str, port: int) -> NotificationConfig:
         "webhook": {"webhook": url, "secret_env": "MC_CONTRACT_SECRET"},
         "slack": {"slack": url},
         "email": {"email": ["oncall@example.com"]},
-    }[kind]
+        "dispatch": {
+            "dispatch": "github", "repository": "acme/credit", "token_env": "MC_CONTRACT_SECRET",
+            "api_url": f"http://127.0.0.1:{port}",
+        },
+    }[kind]  # fmt: skip
     return load_notification_config(
         {
             "notify": [{"name": "c", "events": ["drift.detected"], **channel}],

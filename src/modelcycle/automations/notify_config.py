@@ -8,6 +8,13 @@
     webhook = "https://hooks.example.com/modelcycle"
     secret_env = "MODELCYCLE_WEBHOOK_SECRET"  # the variable holding the signing secret
 
+    [[notify]]                                # or: start the CI's deployment pipeline
+    name = "deploy-pipeline"
+    events = ["model.promoted"]
+    dispatch = "github"                       # github | gitlab | azure
+    repository = "acme/credit-model"          # OWNER/REPO | project id or path | ORG/PROJECT/ID
+    token_env = "GITHUB_DISPATCH_TOKEN"
+
 The public event names are a stable vocabulary over the audit actions (:data:`PUBLIC_EVENTS`):
 most are the audit action itself; ``job.dead`` is the audit's ``job.failed`` (the job gave up)
 and ``audit.verify_failed`` comes from the scheduled verification, not from the log (a broken
@@ -24,7 +31,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from modelcycle.automations.rules import parse_duration
 from modelcycle.errors import InvalidInput
@@ -82,7 +96,14 @@ VERIFY_FAILED = "audit.verify_failed"
 # `modelcycle notify test` sends this one; no pattern needs to name it.
 TEST_EVENT = "notify.test"
 KNOWN_PUBLIC = frozenset({*PUBLIC_EVENTS.values(), VERIFY_FAILED})
-CHANNEL_KEYS = ("webhook", "slack", "email")
+CHANNEL_KEYS = ("webhook", "slack", "email", "dispatch")
+# The CI providers a `dispatch` entry can start a pipeline on, and the shape of `repository`.
+DISPATCH_REPOSITORY: dict[str, tuple[re.Pattern[str], str]] = {
+    "github": (re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"), "OWNER/REPO"),
+    "gitlab": (re.compile(r"^(\d+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$"), "a project id or path"),
+    "azure": (re.compile(r"^[^/\s]+/[^/\s][^/]*/\d+$"), "ORG/PROJECT/PIPELINE_ID"),
+}
+_DISPATCH_ONLY = ("repository", "token_env", "ref", "api_url")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
@@ -131,6 +152,12 @@ class NotifyEntry(SectionModel):
     secret_env: str | None = None
     slack: str | None = None
     email: list[str] | None = None
+    dispatch: str | None = None
+    # validate_default: a dispatch entry without these keys is named by the missing key.
+    repository: str | None = Field(default=None, validate_default=True)
+    token_env: str | None = Field(default=None, validate_default=True)
+    ref: str | None = None
+    api_url: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -163,6 +190,45 @@ class NotifyEntry(SectionModel):
     def _secret(cls, value: str | None) -> str | None:
         return None if value is None else _env_var(value)
 
+    @field_validator("dispatch")
+    @classmethod
+    def _dispatch(cls, value: str | None) -> str | None:
+        if value is not None and value not in DISPATCH_REPOSITORY:
+            raise ValueError(f"one of {', '.join(DISPATCH_REPOSITORY)}, got {value!r}")
+        return value
+
+    @field_validator(*_DISPATCH_ONLY)
+    @classmethod
+    def _dispatch_keys(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if "dispatch" not in info.data:  # `dispatch` itself was refused: that error comes first
+            return value
+        provider = info.data["dispatch"]
+        key = info.field_name
+        if provider is None:
+            if value is not None:
+                raise ValueError(f"{key} only with dispatch (a CI provider's dispatch API)")
+            return value
+        if value is None:
+            if key == "repository":
+                raise ValueError(
+                    f"the {provider} {DISPATCH_REPOSITORY[provider][1]} to dispatch to"
+                )
+            if key == "token_env":
+                raise ValueError("the environment variable holding the provider's token")
+            return value
+        if key == "repository" and not DISPATCH_REPOSITORY[provider][0].match(value):
+            raise ValueError(f"{DISPATCH_REPOSITORY[provider][1]} for {provider}, got {value!r}")
+        if key == "token_env":
+            return _env_var(value)
+        if key == "api_url":
+            return _http_url(value).rstrip("/")
+        if key == "ref":
+            if provider == "github":
+                raise ValueError("no ref with github (repository_dispatch runs the default branch)")
+            if not value.strip() or any(c.isspace() for c in value):
+                raise ValueError(f"a branch name, got {value!r}")
+        return value
+
     @field_validator("email")
     @classmethod
     def _email(cls, value: list[str] | None) -> list[str] | None:
@@ -188,9 +254,11 @@ class NotifyEntry(SectionModel):
         return self
 
     @property
-    def channel(self) -> Literal["webhook", "slack", "email"]:
+    def channel(self) -> Literal["webhook", "slack", "email", "dispatch"]:
         if self.webhook is not None:
             return "webhook"
+        if self.dispatch is not None:
+            return "dispatch"
         return "slack" if self.slack is not None else "email"
 
     def wants(self, event: str, model: str | None) -> bool:

@@ -8,6 +8,7 @@ channel contract suite.
 from __future__ import annotations
 
 from modelcycle.automations.channels.base import Channel, DeliveryFailed, Message
+from modelcycle.automations.channels.dispatch import DispatchChannel
 from modelcycle.automations.channels.email import EmailChannel
 from modelcycle.automations.channels.slack import SlackChannel, slack_text
 from modelcycle.automations.channels.webhook import WebhookChannel, sign
@@ -19,6 +20,7 @@ CHANNELS: dict[str, type[Channel]] = {
     "webhook": WebhookChannel,
     "slack": SlackChannel,
     "email": EmailChannel,
+    "dispatch": DispatchChannel,
 }
 
 
