@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from _api import Api
 
@@ -41,6 +43,27 @@ def test_401_without_or_with_a_bad_or_revoked_token(api: Api) -> None:
             assert c.get("/models").status_code == 200
             assert admin.delete(f"/tokens/{made['token_id']}").status_code == 200
             assert c.get("/models").status_code == 401
+
+
+def test_tokens_made_or_revoked_by_another_process_take_effect(api: Api) -> None:
+    """The server re-reads the tokens every 2 s, off the request path: a token another process
+    made just now works on its first request; one it revoked stops within a refresh."""
+    with api.client("reader") as c:
+        assert c.get("/models").status_code == 200  # the server holds a snapshot now
+    time.sleep(2.2)  # ... and it is due, but the first request does not wait for a re-read
+    other = TokenStore(api.ws.metadata, "someone-else")
+    made, text = other.create("made-elsewhere", "reader")
+    with api.client(token=text) as c:
+        assert c.get("/models").status_code == 200
+        other.revoke(made.token_id)
+        time.sleep(2.2)
+        statuses = []
+        for _ in range(50):  # bounded: the background re-read lands within a few requests
+            statuses.append(c.get("/models").status_code)
+            if statuses[-1] == 401:
+                break
+            time.sleep(0.05)
+        assert statuses[-1] == 401, statuses
 
 
 def test_403_names_the_role_needed(api: Api) -> None:

@@ -50,6 +50,7 @@ class TokenGate:
         self._lock = threading.Lock()
         self._check: TokenCheck | None = None
         self._read_at = 0.0
+        self._refreshing = False
         self._views: dict[str, Workspace] = {}
 
     def _snapshot(self) -> TokenCheck:
@@ -66,14 +67,47 @@ class TokenGate:
             self._check = None
 
     async def caller_async(self, authorization: str | None, needed: str) -> Caller:
-        """:meth:`caller` on the event loop: the database is read (in a worker thread) only
-        when the snapshot is due, so most requests make no thread hop to be authorised."""
-        if self._check is None or time.monotonic() - self._read_at > self._refresh:
-            await to_thread.run_sync(self._snapshot)
-        return self.caller(authorization, needed)
+        """:meth:`caller` on the event loop. Only the first request waits for the tokens to be
+        read; after that a due refresh runs in a thread of its own while requests go on with
+        the snapshot they have, so no request pays for the database read (a revoked token
+        stops working within ``refresh_seconds`` plus one read; one revoked in this process
+        at once, see :meth:`forget`)."""
+        check = self._check
+        if check is None or self._refresh <= 0:
+            check = await to_thread.run_sync(self._snapshot)
+        elif time.monotonic() - self._read_at > self._refresh:
+            try:
+                caller = self._authorise(check, authorization, needed)
+            except Unauthorized:
+                # Perhaps a token made a moment ago by another process: read before refusing
+                # (at most once per refresh period, since the read resets the clock).
+                return self._authorise(await to_thread.run_sync(self._snapshot), authorization,
+                                       needed)  # fmt: skip
+            self._refresh_in_background()
+            return caller
+        return self._authorise(check, authorization, needed)
+
+    def _refresh_in_background(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh_now, name="token-refresh", daemon=True).start()
+
+    def _refresh_now(self) -> None:
+        try:
+            fresh = TokenStore(self._ws.metadata, self._ws.actor).snapshot()
+        except Exception:  # the database may be away: keep the last snapshot, retry when due
+            fresh = None
+        with self._lock:
+            if fresh is not None:
+                self._check, self._read_at = fresh, time.monotonic()
+            self._refreshing = False
 
     def caller(self, authorization: str | None, needed: str) -> Caller:
-        check = self._snapshot()
+        return self._authorise(self._snapshot(), authorization, needed)
+
+    def _authorise(self, check: TokenCheck, authorization: str | None, needed: str) -> Caller:
         if not check.enabled:
             raise Unauthorized(
                 "this workspace has no API token yet; create one with "
