@@ -32,11 +32,11 @@ def server(
     )
     if workers == 1:
         from modelcycle.interfaces.http import create_app
-        from modelcycle.interfaces.http.app import freeze_heap
+        from modelcycle.interfaces.http.app import prepare_server_process
 
         with ws:
             app = create_app(ws)
-            freeze_heap()
+            prepare_server_process()
             uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     ws.close()
