@@ -33,9 +33,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         built.ws.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Playwright gives the browser a fresh temporary profile (--user-data-dir) of its own.
+    # One per module, not per session: Playwright's sync API marks an asyncio loop as running
+    # in the main thread while it is open, and under pytest-xdist the next file on the same
+    # process may be one that calls asyncio.run() (the scoring engine's tests).
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield b
