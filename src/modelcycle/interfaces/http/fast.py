@@ -75,18 +75,3 @@ class StaleSweep:
                 return False
             self._last = now
             return True
-
-    def run_if_due(self, sweep: Callable[[], object]) -> None:
-        """Start ``sweep`` in a thread of its own when due: the listing that finds it due
-        answers at once instead of waiting for the sweep's write."""
-        if self.due():
-            threading.Thread(
-                target=_quietly, args=(sweep,), name="stale-sweep", daemon=True
-            ).start()
-
-
-def _quietly(sweep: Callable[[], object]) -> None:
-    try:
-        sweep()
-    except Exception:  # a failed sweep (database away) is tried again when next due
-        return

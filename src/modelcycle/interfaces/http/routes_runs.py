@@ -52,7 +52,8 @@ def list_runs(
     """Runs, newest first (as `runs list`), filtered by pipeline, status, data set or model,
     or sorted by a metric (runs without it come last)."""
     pipelines = caller.ws.pipelines
-    request.app.state.stale_sweep.run_if_due(pipelines.sweep_stale)
+    if request.app.state.stale_sweep.due():
+        pipelines.sweep_stale()
 
     def wanted(row: dict[str, Any]) -> bool:
         # Only these filters need a JSON column decoded; the page shows the stored text.
