@@ -189,8 +189,7 @@ def _dataset_summary(ws: Workspace, ref: str) -> dict[str, Any]:
 def _holdout(
     ws: Workspace, mv: Any, slices: tuple[str, ...], resamples: int, trust: bool
 ) -> dict[str, Any]:
-    from modelcycle.registry import enforce
-    from modelcycle.registry._metrics import METRICS
+    from modelcycle.registry import METRICS, enforce
 
     on, target = mv.tags.get("holdout"), mv.tags.get("target")
     if not on or not target:

@@ -3,6 +3,7 @@
 Other parts use the registry only through the names exported here.
 """
 
+from modelcycle.registry._metrics import METRICS, Metric
 from modelcycle.registry.alias_moves import alias_of_ref, move_alias_back
 from modelcycle.registry.approval_policy import (
     PromotionPolicies,
@@ -33,11 +34,13 @@ from modelcycle.registry.signature import ColumnSpec, OutputSpec, Signature, enf
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
+    "METRICS",
     "Approval",
     "ColumnProblem",
     "ColumnSpec",
     "Lineage",
     "LoadedModel",
+    "Metric",
     "ModelFlavor",
     "ModelRef",
     "ModelRegistry",
