@@ -17,7 +17,9 @@ once on the current backend: the connection never opened, so nothing was sent tw
 
 Per backend the router counts requests, 5xx answers and connection errors, and keeps a
 latency histogram; ``GET /router/stats`` returns them (the ``--watch`` after a switch reads
-them). A backend's figures start from zero each time it becomes the backend.
+them). A backend's figures start from zero each time it becomes the backend. The same
+figures per minute, for the last three hours and the last few backends, are kept in memory
+and returned by ``GET /router/history`` (the console's charts; lost when the router restarts).
 
 Files, in ``DEPLOYMENTS/ENDPOINT/router/``: ``router.json`` (ports, token, first backend),
 ``server.pid`` and ``router.log``. The process is detached (its own session): it outlives the
@@ -48,7 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from modelcycle.deploy._processes import alive, free_port, port_free, spawn, terminate
-from modelcycle.deploy._router_stats import BackendStats, Counters, LatencyHistogram
+from modelcycle.deploy._router_stats import (
+    BackendStats,
+    Counters,
+    LatencyHistogram,
+    RouterHistory,
+)
 from modelcycle.deploy._upstream import NoConnection, Upstream, UpstreamError
 from modelcycle.errors import Conflict, NotReady
 
@@ -93,8 +100,10 @@ class _Router:
         self.backend = backend
         self.stats: dict[str, Counters] = {}
         self.clients: dict[str, Upstream] = {}
+        self.history = RouterHistory()
         if backend is not None:
             self.stats[backend] = Counters()
+            self.history.get(backend)
 
     def client(self, backend: str) -> Upstream:
         client = self.clients.get(backend)
@@ -147,7 +156,9 @@ class _Router:
                 counters.connection_errors += 1
             elif status >= 500:
                 counters.status_5xx += 1
-            counters.hist.observe((time.perf_counter() - started) * 1000.0)
+            ms = (time.perf_counter() - started) * 1000.0
+            counters.hist.observe(ms)
+            self.history.get(backend).observe(ms, status == _NO_CONNECTION or status >= 500)
 
     async def _forward(self, scope: Scope, body: bytes, backend: str, send: Send) -> int:
         """Relay one request; the status relayed (``_NO_CONNECTION``: none could be made)."""
@@ -207,6 +218,8 @@ class _Router:
         elif route == ("GET", "/router/stats"):
             stats = {url: c.as_dict(url) for url, c in self.stats.items()}
             await _answer(send, 200, {"backend": self.backend, "backends": stats})
+        elif route == ("GET", "/router/history"):
+            await _answer(send, 200, {"backend": self.backend, **self.history.as_dict()})
         elif route == ("POST", "/router/switch"):
             try:
                 data = json.loads(body)
@@ -223,6 +236,7 @@ class _Router:
         previous = self.backend
         if new is not None and new != previous:
             self.stats[new] = Counters()  # a port reused by a later backend starts afresh
+            self.history.restart(new)
         self.backend = new  # from here on, every request that starts goes to `new`
         for url in [u for u in self.stats if u not in (new, previous)]:
             del self.stats[url]
@@ -510,6 +524,11 @@ class EndpointRouter:
         """What the router saw of ``backend`` since it became the backend."""
         data = self._call("GET", "/router/stats")["backends"].get(backend)
         return BackendStats.from_dict(data) if data is not None else None
+
+    def history(self) -> dict[str, Any]:
+        """Per backend (URL) the router served lately, one row per minute with requests:
+        ``[minute start (unix s), requests, errors, p50 ms, p99 ms]``, oldest first."""
+        return self._call("GET", "/router/history", timeout=2.0)
 
     def stop(self, *, timeout: float = 10.0) -> bool:
         """Stop the router (in-flight requests finish first); False if it was not running."""

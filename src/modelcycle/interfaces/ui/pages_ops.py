@@ -1,5 +1,5 @@
-"""Deployments (list, deploy, one endpoint's history and router counters, rollback and stop
-for operators, confirmed)."""
+"""Deployments (list, deploy, one endpoint's history, router counters and traffic over time,
+rollback and stop for operators, confirmed)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from modelcycle.errors import InvalidInput, ModelcycleError, http_status_for
+from modelcycle.interfaces.ui.traffic import Traffic, endpoint_traffic
 from modelcycle.interfaces.ui.web import (
     ConsoleRoute,
     check_csrf,
@@ -99,6 +100,17 @@ def _router_counters(ws: Any, endpoint: str, history: list[Any]) -> list[tuple[A
     return out
 
 
+def _traffic(ws: Any, endpoint: str, history: list[Any]) -> Traffic | None:
+    """Requests, error rate and p99 per backend per minute, from the router's history."""
+    router_ = ws.deploy.router(endpoint)
+    if not router_.is_running():
+        return None
+    try:
+        return endpoint_traffic(router_.history(), history)
+    except (ModelcycleError, OSError):
+        return None  # a router started by an older modelcycle has no history route
+
+
 def _endpoint_page(
     request: Request, endpoint: str, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
@@ -109,9 +121,12 @@ def _endpoint_page(
     running = ws.deploy.is_running(active) if active is not None else False
     confirm = request.query_params.get("confirm")
     counters = _router_counters(ws, endpoint, history) if history else []
+    traffic = _traffic(ws, endpoint, history) if counters else None
+    minutes = paginate(request, traffic.rows if traffic else [], per_page=30, param="minutes")
     return render(
         request, "deployment.html", who, http_status=status, endpoint=endpoint, history=history,
-        active=active, running=running, error=error, counters=counters,
+        active=active, running=running, error=error, counters=counters, traffic=traffic,
+        minutes=minutes,
         confirm=confirm if confirm in ("rollback", "stop") else None,
     )  # fmt: skip
 

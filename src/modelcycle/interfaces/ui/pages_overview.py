@@ -1,4 +1,10 @@
-"""The overview: per model its champion, deployments and last drift check; jobs; recent events."""
+"""The overview: per model its champion, deployments and drift checks; jobs; recent events.
+
+The page itself reads stored rows only (versions, deployments, drift checks, jobs, events), so
+its time does not grow with what monitoring costs to compute. Each champion's performance
+sparkline comes from ``/overview/trend/NAME``, a fragment the card loads after the page
+(htmx; without scripts the card links to the monitoring page instead).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from modelcycle.entities import ModelVersion
+from modelcycle.errors import NotFound
+from modelcycle.interfaces.ui.overview_data import drift_spark, last_checks, recent_checks
 from modelcycle.interfaces.ui.performance import performance_series, sparkline
 from modelcycle.interfaces.ui.web import ConsoleRoute, render, viewer
 from modelcycle.store.audit_trail import AuditFilter
@@ -15,12 +23,6 @@ from modelcycle.store.audit_trail import AuditFilter
 __all__ = ["router"]
 
 router = APIRouter(route_class=ConsoleRoute)
-
-
-def _trend(ws: Any, ref: str) -> dict[str, Any] | None:
-    """The champion's measured and estimated performance over the last 12 hours."""
-    series = performance_series(ws, ref, hours=12)
-    return {"s": series, "line": sparkline(series)} if series is not None else None
 
 
 @router.get("/")
@@ -31,19 +33,20 @@ def overview(request: Request) -> HTMLResponse:
     for mv in ws.registry.list():
         by_name.setdefault(mv.name, []).append(mv)
     deployments = ws.deploy.list()
-    history = ws.monitoring.history(limit=1000)
+    checks = recent_checks(ws)
+    verdicts = last_checks(ws, [points[-1].id for points in checks.values()])
     models: list[dict[str, Any]] = []
     for name, versions in sorted(by_name.items()):
         champion = next((v for v in versions if "champion" in v.aliases), None)
-        checks = [h for h in history if h.model_name == name]
+        points = checks.get(name, [])
         models.append(
             {
                 "name": name,
                 "versions": len(versions),
                 "champion": champion,
                 "deployed": [d for d in deployments if d.model_name == name],
-                "last_check": checks[-1] if checks else None,
-                "trend": _trend(ws, champion.ref) if champion is not None else None,
+                "last_check": verdicts.get(points[-1].id) if points else None,
+                "drift": drift_spark(points) if points else None,
             }
         )
     queue = ws.automations.queue
@@ -59,3 +62,18 @@ def overview(request: Request) -> HTMLResponse:
         pending=pending,
         events=list(reversed(events)),
     )
+
+
+@router.get("/overview/trend/{name}")
+def trend(request: Request, name: str) -> HTMLResponse:
+    """One card's performance sparkline: the champion's measured and estimated figures per
+    hour over the last 12 hours (kept a minute per model, see ``performance``)."""
+    who = viewer(request)
+    ws = who.caller.ws
+    versions = ws.registry.list(name)
+    if not versions:
+        raise NotFound(f"no model named {name!r}")
+    champion = next((v for v in versions if "champion" in v.aliases), None)
+    series = performance_series(ws, champion.ref, hours=12) if champion is not None else None
+    t = {"s": series, "line": sparkline(series)} if series is not None else None
+    return render(request, "_trend.html", who, name=name, t=t, champion=champion)

@@ -25,6 +25,7 @@ from modelcycle.interfaces.ui.web import (
     render,
     viewer,
 )
+from modelcycle.interfaces.ui.why_graph import why_graph
 from modelcycle.monitoring import ColumnDrift
 from modelcycle.monitoring.schedule import monitor_entries
 from modelcycle.monitoring.stored import stored_check, stored_columns, stored_report_html
@@ -248,8 +249,14 @@ def export(request: Request, background: BackgroundTasks) -> FileResponse:
 @router.get("/audit/why")
 def why(request: Request, subject: str = "") -> HTMLResponse:
     who = viewer(request)
-    chain = causal_chain(who.caller.ws.metadata, subject) if subject else []
-    return render(request, "why.html", who, subject=subject, chain=chain)
+    graph = why_graph(who.caller.ws, subject) if subject else None
+    chained = subject
+    if graph is not None and not who.caller.ws.audit.events(AuditFilter(subject=subject, limit=1)):
+        chained = graph.version_subject  # an alias has no events of its own; its version has
+    chain = causal_chain(who.caller.ws.metadata, chained) if chained else []
+    return render(
+        request, "why.html", who, subject=subject, chain=chain, graph=graph, chained=chained
+    )
 
 
 @router.get("/audit/events/{seq}")
