@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from _cli import run_cli
 from modelcycle import Workspace, init_workspace
+from modelcycle.audit import verify_script
 from modelcycle.audit.dsse import pae
 from modelcycle.audit.keys import KeyRing, fingerprint, load_public_key
 from modelcycle.audit.signed_export import (
@@ -27,8 +27,6 @@ from modelcycle.audit.signed_export import (
     verify_signed_export,
 )
 from modelcycle.errors import Conflict, InvalidInput, NotFound
-
-SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "verify_audit_export.py"
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +258,35 @@ def test_dsse_pae_follows_the_spec() -> None:
 # -- the third-party script -------------------------------------------------------------------
 
 
-def test_third_party_script_uses_only_cryptography_and_is_short() -> None:
-    tree = ast.parse(SCRIPT.read_text())
+@pytest.fixture(scope="module")
+def shipped_script(ws: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checker as an installed modelcycle writes it (package data, not the repository)."""
+    out = tmp_path_factory.mktemp("script") / "verify_audit_export.py"
+    done = run_cli("audit", "verify-script", "--out", str(out), cwd=ws.root, check=True)
+    assert f"python3 {out} EXPORT.jsonl KEY.pub" in done.stdout
+    return out
+
+
+def _only_cryptography(folder: Path) -> Path:
+    """A folder holding only what `pip install cryptography` brings (links to the installed
+    distributions' top-level names), for a path with the standard library and nothing else."""
+    from importlib import metadata
+
+    folder.mkdir()
+    for dist in ("cryptography", "cffi", "pycparser"):
+        found = metadata.distribution(dist)
+        tops = {f.parts[0] for f in found.files or () if not f.parts[0].endswith(".dist-info")}
+        for top in tops:
+            source = Path(str(found.locate_file(top)))
+            if source.exists() and not (folder / top).exists():
+                (folder / top).symlink_to(source)
+    return folder
+
+
+def test_third_party_script_uses_only_cryptography_and_is_short(shipped_script: Path) -> None:
+    text = shipped_script.read_text()
+    assert text == Path(str(verify_script.__file__)).read_text()
+    tree = ast.parse(text)
     roots: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -269,19 +294,26 @@ def test_third_party_script_uses_only_cryptography_and_is_short() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             roots.add(node.module.split(".")[0])
     assert roots - set(sys.stdlib_module_names) == {"cryptography"}
-    assert len(SCRIPT.read_text().splitlines()) < 100
+    assert len(text.splitlines()) < 100
 
 
 def test_third_party_script_verifies_and_catches_a_flipped_byte(
-    signed: tuple[Path, Path, Path], tmp_path: Path
+    signed: tuple[Path, Path, Path], shipped_script: Path, tmp_path: Path
 ) -> None:
     export, _ = _copy(signed, tmp_path)
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONSAFEPATH": "1"}
+    libs = _only_cryptography(tmp_path / "libs")
+    # -I -S: no site-packages, no environment, no user site; the path is the standard library
+    # plus the cryptography folder, so a stray import of anything else fails the test.
+    run = (
+        "import runpy, sys; sys.path.append(sys.argv.pop(1)); sys.argv.pop(0); "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
 
     def script(*args: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-I", str(SCRIPT), *map(str, args)],
-            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+            [sys.executable, "-I", "-S", "-c", run, str(libs), str(shipped_script),
+             *map(str, args)],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60,
         )  # fmt: skip
 
     ok = script(export, signed[2])

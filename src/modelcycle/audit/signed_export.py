@@ -30,11 +30,37 @@ __all__ = [
     "SignedExportReport",
     "export_signature_path",
     "sign_export",
+    "verify_script",
     "verify_signed_export",
+    "write_verify_script",
 ]
 
 EXPORT_PREDICATE = "https://modelcycle.dev/audit-export/v1"
 _SUFFIX = ".dsse.json"
+# The stand-alone checker a third party runs (only `cryptography`): a module of this package so
+# an installed wheel carries it, written out by `modelcycle audit verify-script`.
+VERIFY_SCRIPT = "verify_script.py"
+
+
+def verify_script() -> bytes:
+    """The stand-alone verification script's text (``python3 SCRIPT EXPORT KEY.pub``)."""
+    from importlib import resources
+
+    return resources.files("modelcycle.audit").joinpath(VERIFY_SCRIPT).read_bytes()
+
+
+def write_verify_script(out: Path | str) -> tuple[Path, str]:
+    """Write the stand-alone verification script to ``out`` (mode 0755); return the path and
+    the script's sha256, which a reader can compare with the one the docs print."""
+    data = verify_script()
+    target = Path(out).expanduser()
+    if target.is_dir():
+        raise InvalidInput(f"{target} is a folder; give a file name", field="out")
+    if not target.parent.is_dir():
+        raise NotFound(f"no folder {target.parent} to write {target.name} into")
+    target.write_bytes(data)
+    target.chmod(0o755)
+    return target, hashlib.sha256(data).hexdigest()
 
 
 def export_signature_path(export: Path | str) -> Path:

@@ -11,6 +11,7 @@ Members::
     drift/checks.json              drift checks of the model in the window
     promotions.json                promotion gates and approval records in the window
     bundles/DIGEST/bundle.json (+ bundle.sig)  the deployed bundles' manifests (and signatures)
+    verify_audit_export.py         the stand-alone checker of the export (only `cryptography`)
 
 :func:`verify_pack` reads the zip without extracting it (a ``../x`` member or a symlink is
 refused), checks the manifest's signature and every member's sha256, then the signed export
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelcycle.audit.chain import parse_since, utc_timestamp
 from modelcycle.audit.dsse import EnvelopeError, open_envelope, sign_statement, statement
-from modelcycle.audit.signed_export import verify_signed_export
+from modelcycle.audit.signed_export import verify_script, verify_signed_export
 from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.evidence.card import build_card, card_markdown
 
@@ -45,6 +46,7 @@ _MANIFEST = "MANIFEST.json"
 _ENVELOPE = "MANIFEST.json.dsse.json"
 _EXPORT = "audit/audit.jsonl"
 _EXPORT_SIG = "audit/audit.jsonl.dsse.json"
+_SCRIPT = "verify_audit_export.py"
 
 _README = """\
 # Evidence pack: {model}
@@ -59,6 +61,7 @@ Audit chain head at packing: event {head_seq} ({head_hash}).
 - `drift/checks.json`: {n_drift} drift check(s); `promotions.json`: {n_gates} promotion
   record(s) and approvals.
 - `bundles/`: the manifests of {n_bundles} deployed bundle(s), with `bundle.sig` when signed.
+- `verify_audit_export.py`: checks the audit export with only Python 3 and `cryptography`.
 - `MANIFEST.json`: the sha256 of every member; `MANIFEST.json.dsse.json` signs it.
 
 ## Verifying
@@ -70,8 +73,9 @@ Without modelcycle (Python 3 with the `cryptography` package):
 1. `MANIFEST.json.dsse.json` is a DSSE envelope (payloadType application/vnd.in-toto+json,
    ECDSA P-256/SHA-256) over an in-toto Statement whose subjects are every member with its
    sha256; check its signature with KEY.pub, then each member's sha256.
-2. `python3 verify_audit_export.py audit/audit.jsonl KEY.pub` (docs/verify_audit_export.py in
-   modelcycle's source) checks the export's signature and every event of the chain.
+2. `python3 verify_audit_export.py audit/audit.jsonl KEY.pub` checks the export's signature
+   and every event of the chain. The script (< 100 lines, read it first) is in this pack; an
+   installed modelcycle writes the same file with `modelcycle audit verify-script --out F`.
 3. A bundle manifest's `bundle.sig` verifies against the bundle folder itself:
    `model_signing verify key BUNDLE --signature bundle.sig --public_key KEY.pub`.
 """
@@ -152,6 +156,7 @@ def build_pack(
             if signature.is_file():
                 members[f"bundles/{dep.bundle_sha256}/bundle.sig"] = signature.read_bytes()
     head = ws.audit.head()
+    members[_SCRIPT] = verify_script()
     members["README.md"] = _README.format(
         model=model, at=utc_timestamp(), actor=ws.actor, root=ws.root, since=start or "the start",
         head_seq=head.seq, head_hash=head.hash, n_events=len(events),

@@ -10,13 +10,11 @@ from modelcycle.workspace import Workspace
 
 __all__ = ["sign_evidence"]
 
-_SCRIPT = Path(__file__).resolve().parents[3] / "docs" / "verify_audit_export.py"
-
 
 def sign_evidence(ws: Workspace, say: Callable[[str], None], *, model: str = "credit") -> None:
     """Create the signing key, sign and check the export, the champion's deployed bundle and
     an evidence pack; say what was made and how to verify it."""
-    from modelcycle.audit.signed_export import verify_signed_export
+    from modelcycle.audit.signed_export import verify_signed_export, write_verify_script
     from modelcycle.deploy.signing import sign_bundle, verify_bundle_signature
     from modelcycle.evidence import build_pack, verify_pack
 
@@ -35,6 +33,8 @@ def sign_evidence(ws: Workspace, say: Callable[[str], None], *, model: str = "cr
     if not checked.ok:
         raise RuntimeError(f"the signed export does not verify: {checked.reason}")
     say(f"   signed audit export {export} (+ .dsse.json): verified")
+    # The stand-alone checker, written from the installed package (`audit verify-script`).
+    script, _ = write_verify_script(out / "verify_audit_export.py")
 
     champion = ws.registry.get(f"{model}@champion").version
     deployed = [  # the champion's newest deployment (stopped by now; its bundle is kept)
@@ -58,7 +58,7 @@ def sign_evidence(ws: Workspace, say: Callable[[str], None], *, model: str = "cr
     say(f"   evidence pack {pack}: {summary}")
     say("   verify them anywhere (the public key is all that is needed):")
     say(f"     modelcycle audit verify --file {export} --public-key {public}")
-    say(f"     python3 {_SCRIPT} {export} {public}    (only `cryptography` needed)")
+    say(f"     python3 {script} {export} {public}    (only `cryptography` needed)")
     if bundle is not None and bundle.is_dir():
         say(f"     model_signing verify key {bundle} --signature {bundle}.sig "
             f"--public_key {public}")  # fmt: skip

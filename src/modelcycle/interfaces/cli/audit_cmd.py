@@ -223,6 +223,21 @@ def export(
         )
 
 
+@app.command("verify-script")
+def verify_script(
+    out: Path = typer.Option(..., "--out", help="Where to write the script, e.g. verify.py."),
+) -> None:
+    """Write the stand-alone checker of signed exports (< 100 lines, needs only `cryptography`)."""
+    from modelcycle.audit.signed_export import write_verify_script
+
+    path, digest = write_verify_script(out)
+    console.print(
+        f"Wrote {escape(str(path))} (sha256 {digest})\n"
+        f"run: python3 {escape(str(path))} EXPORT.jsonl KEY.pub [EXPORT.jsonl.dsse.json]",
+        highlight=False,
+    )
+
+
 @app.command("note")
 def note(
     text: str = typer.Argument(..., help="The entry: an approval, a decision, a remark."),

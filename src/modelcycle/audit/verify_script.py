@@ -6,38 +6,42 @@
 Checks the DSSE signature (ECDSA P-256, SHA-256) over the in-toto Statement, that the export's
 sha256 is the signed one, every event's hash and link, and that the signed head ends the chain.
 Exit 0 and "OK ..." when all holds, else exit 1 and "FAILED: <first reason>".
+(`modelcycle audit verify-script --out FILE` writes this file; it imports nothing of modelcycle.)
 """
 
 import base64
 import hashlib
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 
-def canonical(value):
+def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def pae(payload_type, payload):  # DSSE v1 Pre-Authentication Encoding
+def pae(payload_type: str, payload: bytes) -> bytes:  # DSSE v1 Pre-Authentication Encoding
     kind = payload_type.encode()
     return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
 
 
-def verify(export_path, key_path, sig_path):
-    key_pem = open(key_path, "rb").read()
-    key = serialization.load_pem_public_key(key_pem)
-    envelope = json.load(open(sig_path, encoding="utf-8"))
+def verify(export_path: str, key_path: str, sig_path: str) -> str | None:
+    key = serialization.load_pem_public_key(Path(key_path).read_bytes())
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return "the public key is not an elliptic-curve key"
+    envelope = json.loads(Path(sig_path).read_text(encoding="utf-8"))
     if envelope["payloadType"] != "application/vnd.in-toto+json":
         return "the envelope is not an in-toto DSSE envelope"
     payload = base64.b64decode(envelope["payload"])
+    signed = pae(envelope["payloadType"], payload)
     for sig in envelope["signatures"]:
         try:
-            key.verify(base64.b64decode(sig["sig"]), pae(envelope["payloadType"], payload),
-                       ec.ECDSA(hashes.SHA256()))
+            key.verify(base64.b64decode(sig["sig"]), signed, ec.ECDSA(hashes.SHA256()))
             break
         except InvalidSignature:
             continue
@@ -46,7 +50,7 @@ def verify(export_path, key_path, sig_path):
     statement = json.loads(payload)
     if statement["predicateType"] != "https://modelcycle.dev/audit-export/v1":
         return "the statement is not about a modelcycle audit export"
-    data = open(export_path, "rb").read()
+    data = Path(export_path).read_bytes()
     if hashlib.sha256(data).hexdigest() != statement["subject"][0]["digest"]["sha256"]:
         return "the export is not the file that was signed (changed or truncated)"
     lines = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
@@ -65,20 +69,26 @@ def verify(export_path, key_path, sig_path):
     head = statement["predicate"]["head"]
     if lines[-1]["head"] != head or head != {"seq": prev_seq, "hash": prev_hash}:
         return f"the signed head {head} is not the end of the chain (event {prev_seq})"
-    signer = statement["predicate"]["signer"]
-    print(f"OK: {prev_seq} events, head {prev_hash}, signed {statement['predicate']['signed_at']}"
-          f" by {signer['actor']} with key {signer['key']} ({signer['fingerprint']})")
+    signer, at = statement["predicate"]["signer"], statement["predicate"]["signed_at"]
+    print(f"OK: {prev_seq} events, head {prev_hash}, signed {at} by {signer['actor']} "
+          f"with key {signer['key']} ({signer['fingerprint']})")  # fmt: skip
     return None
 
 
-if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    export, public_key = sys.argv[1], sys.argv[2]
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print(__doc__, file=sys.stderr)
+        return 2
+    signature = argv[2] if len(argv) == 3 else argv[0] + ".dsse.json"
     try:
-        reason = verify(export, public_key, sys.argv[3] if len(sys.argv) == 4 else export + ".dsse.json")
+        reason = verify(argv[0], argv[1], signature)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         reason = f"unreadable input ({type(exc).__name__}: {exc})"
     if reason:
         print(f"FAILED: {reason}")
-        sys.exit(1)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
