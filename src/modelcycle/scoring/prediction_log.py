@@ -2,50 +2,49 @@
 
 A request hands its :class:`LogRecord` (the validated input table or array, by reference, and
 the answer) to :meth:`PredictionLog.submit`, which only appends to a bounded in-memory queue. A
-background thread turns records into ``prediction_log`` rows (one per scored row, inputs and
-outputs as JSON text; see :mod:`._log_rows`) and writes them in bulk with
-:meth:`MetadataStore.append_rows` (observations, not audited changes). When the database is
-locked, slow or down (a write that does not finish within ``db_timeout``), the rows go to an
-append-only JSON-lines *spill file* under the workspace's ``.modelcycle/spill/`` instead, and
-the database is tried again after ``retry_after`` seconds. Nothing on the request path waits
-for either.
+background thread takes batches off the queue and hands them to the log's *sink*
+(:mod:`modelcycle.scoring.log_sinks`): the database sink (the default) writes one
+``prediction_log`` row per scored row; the Parquet sink (``[scoring] log_sink = "parquet"``)
+writes hourly Parquet parts to the object store and only aggregates to the database. Either
+spills to local files under ``spill_dir`` when its destination fails and ingests them later
+(at start and after the destination comes back). Nothing on the request path waits for any of
+it, and all conversion happens on the flush thread.
 
-Spill files are ingested later by :func:`ingest_spill` (each server at start, after the
-database comes back, and ``modelcycle predictions ingest-spill``). A file is written under a
-temporary name, locked (``flock``) and then renamed, and stays locked while its writer has it
-open, so an ingester never reads a file that is still growing. Rows ingested from a file carry
-its id in ``spill_id``, and ingesting deletes that id's rows first in the same transaction, so
-a crash between commit and unlink duplicates nothing.
+:meth:`PredictionLog.close` (on SIGTERM, after the in-flight requests) drains the queue and
+closes the sink: every row submitted is at its destination or in a spill file when it returns.
 
-:meth:`PredictionLog.close` (on SIGTERM, after the in-flight requests) drains the queue: every
-row submitted is in the database or in a spill file when it returns.
-
-:func:`read_predictions` is the reader monitoring uses.
+:func:`read_predictions` is the reader monitoring uses: it reads the window from both sinks
+(the database's rows and the Parquet parts the database indexes), whichever holds it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
 import random
 import threading
-import time
-import uuid
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute
 from sqlalchemy import select
 
 from modelcycle.audit import utc_timestamp
 from modelcycle.errors import InvalidInput
-from modelcycle.scoring._log_rows import LogRecord, record_rows, to_rows
+from modelcycle.scoring._log_rows import LogRecord, record_rows
+from modelcycle.scoring.log_sinks.base import (
+    LogSink,
+    LogStats,
+    SinkOptions,
+    SpillIngest,
+    open_log_sink,
+)
+from modelcycle.scoring.log_sinks.database import DatabaseSink, ingest_spill
+from modelcycle.scoring.log_sinks.reader import read_parts
 from modelcycle.store import MetadataStore, tables
 
 __all__ = [
@@ -59,38 +58,16 @@ __all__ = [
 
 _log = logging.getLogger("modelcycle.scoring.prediction_log")
 
-SPILL_PREFIX = "predictions-"
-SPILL_SUFFIX = ".jsonl"
 _RECENT_IDS = 50_000
 
 
-@dataclass(slots=True)
-class LogStats:
-    """Counters of one process's log (rows, not requests)."""
-
-    submitted_rows: int = 0
-    logged_rows: int = 0
-    spilled_rows: int = 0
-    dropped_rows: int = 0
-    db_failures: int = 0
-    ingested_rows: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class SpillIngest:
-    """What :func:`ingest_spill` did."""
-
-    files: int
-    rows: int
-    bad_lines: int
-    busy_files: int
-
-
 class PredictionLog:
-    """A bounded queue of records flushed by a background thread to the database or a spill file.
+    """A bounded queue of records flushed by a background thread to a sink.
 
     The constructor does no I/O; :meth:`start` starts the thread, :meth:`close` drains and stops.
     ``sample`` is the share of requests logged (decided per request by :meth:`sampled`).
+    ``sink`` defaults to the database sink; :meth:`from_config` builds the one
+    ``[scoring] log_sink`` names.
     """
 
     def __init__(
@@ -104,6 +81,7 @@ class PredictionLog:
         flush_interval: float = 0.25,
         db_timeout: float = 1.0,
         retry_after: float = 5.0,
+        sink: LogSink | None = None,
     ) -> None:
         if not 0.0 <= sample <= 1.0:
             raise InvalidInput(f"must be within [0, 1], got {sample!r}", field="log_sample")
@@ -115,22 +93,41 @@ class PredictionLog:
         self.max_queue_rows = max_queue_rows
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
-        self.db_timeout = db_timeout
-        self.retry_after = retry_after
         self.stats = LogStats()
+        if sink is None:
+            options = SinkOptions(
+                metadata, self.spill_dir, db_timeout=db_timeout, retry_after=retry_after
+            )
+            sink = DatabaseSink(options)
+        sink.stats = self.stats  # one set of counters, whichever sink
+        self.sink = sink
         self._queue: deque[LogRecord] = deque()
         self._queued_rows = 0
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self._db_retry_at = 0.0
-        self._spill: IO[bytes] | None = None
-        self._spill_path: Path | None = None
         self._recent: dict[str, str] = {}
-        self._ingest_on_recovery = False
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        metadata: MetadataStore,
+        spill_dir: Path | str,
+        *,
+        artifacts_url: str,
+        sample: float = 1.0,
+    ) -> PredictionLog:
+        """The log with the sink ``[scoring] log_sink`` of ``config`` names (InvalidInput
+        naming ``scoring.KEY`` for a bad value)."""
+        sink = open_log_sink(config, metadata, spill_dir, artifacts_url=artifacts_url)
+        return cls(metadata, spill_dir, sample=sample, sink=sink)
 
     def __repr__(self) -> str:
-        return f"PredictionLog(sample={self.sample}, queued_rows={self._queued_rows})"
+        return (
+            f"PredictionLog(sink={self.sink.name!r}, sample={self.sample}, "
+            f"queued_rows={self._queued_rows})"
+        )
 
     # -- request side (event loop): never blocks ---------------------------------------------
 
@@ -178,23 +175,25 @@ class PredictionLog:
         self._thread.start()
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop taking records, write every queued one (database or spill file), stop."""
+        """Stop taking records, write every queued one (sink or spill file), stop."""
         with self._cond:
             self._closing = True
+            self.sink.closing = True
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 _log.error("the prediction log did not drain within %.0f s", timeout)
+                return
         else:
             self._drain()
-        self._close_spill()
+        self._close_sink()
 
     # -- flush thread ------------------------------------------------------------------------
 
     def _run(self, ingest_leftovers: bool) -> None:
         if ingest_leftovers:
-            self._ingest()
+            self.sink.ingest_leftovers()
         while True:
             with self._cond:
                 if not self._closing and self._queued_rows < self.batch_rows:
@@ -204,6 +203,10 @@ class PredictionLog:
             if closing:
                 self._drain()
                 return
+            try:
+                self.sink.tick()
+            except Exception:  # never let the thread die
+                _log.exception("the prediction log's sink failed to flush")
 
     def _drain(self) -> None:
         while True:
@@ -211,11 +214,17 @@ class PredictionLog:
             if not batch:
                 return
             try:
-                self._write(to_rows(batch))
+                self.sink.write(batch)
             except Exception:  # never let the thread die: count what was lost, go on
                 lost = sum(record_rows(r) for r in batch)
                 self.stats.dropped_rows += lost
                 _log.exception("the prediction log lost %d row(s)", lost)
+
+    def _close_sink(self) -> None:
+        try:
+            self.sink.close()
+        except Exception:
+            _log.exception("the prediction log's sink failed to close")
 
     def _take(self) -> list[LogRecord]:
         with self._cond:
@@ -228,76 +237,16 @@ class PredictionLog:
             self._queued_rows -= rows
             return batch
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        if time.monotonic() >= self._db_retry_at:
-            try:
-                self.metadata.append_rows(tables.prediction_log, rows, timeout=self.db_timeout)
-            except Exception as exc:
-                self.stats.db_failures += 1
-                self._db_retry_at = time.monotonic() + self.retry_after
-                _log.warning(
-                    "prediction log: the database did not take %d row(s) (%s); spilling to %s "
-                    "for %.0f s",
-                    len(rows),
-                    exc,
-                    self.spill_dir,
-                    self.retry_after,
-                )
-            else:
-                self.stats.logged_rows += len(rows)
-                if self._ingest_on_recovery and not self._closing:
-                    self._ingest_on_recovery = False
-                    self._close_spill()
-                    self._ingest()
-                return
-        self._spill_rows(rows)
-
-    def _spill_rows(self, rows: list[dict[str, Any]]) -> None:
-        if self._spill is None:
-            self.spill_dir.mkdir(parents=True, exist_ok=True)
-            spill_id = uuid.uuid4().hex
-            tmp = self.spill_dir / f".{spill_id}.tmp"
-            handle = open(tmp, "ab")  # noqa: SIM115 - kept open (and locked) until _close_spill
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            final = self.spill_dir / f"{SPILL_PREFIX}{spill_id}{SPILL_SUFFIX}"
-            os.replace(tmp, final)
-            self._spill, self._spill_path = handle, final
-        self._spill.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
-        self._spill.flush()
-        self.stats.spilled_rows += len(rows)
-        self._ingest_on_recovery = True
-
-    def _close_spill(self) -> None:
-        if self._spill is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(self._spill.fileno())
-            self._spill.close()  # releases the lock: the file may now be ingested
-            self._spill = None
-            self._spill_path = None
-
-    def _ingest(self) -> None:
-        try:
-            done = ingest_spill(self.metadata, self.spill_dir, timeout=self.db_timeout * 5)
-        except Exception as exc:
-            _log.warning("prediction log: spill files not ingested yet (%s)", exc)
-            self._ingest_on_recovery = True
-            return
-        self.stats.ingested_rows += done.rows
-        if done.files:
-            _log.info(
-                "prediction log: ingested %d row(s) from %d spill file(s)", done.rows, done.files
-            )
-
     # -- metrics -----------------------------------------------------------------------------
 
     def render_metrics(self) -> str:
         s = self.stats
         samples = [
             ("queue_rows", "gauge", "Rows waiting to be logged.", self._queued_rows),
-            ("rows_total", "counter", "Rows written to the database.", s.logged_rows),
+            ("rows_total", "counter", "Rows written to the sink.", s.logged_rows),
             ("spilled_rows_total", "counter", "Rows written to a spill file.", s.spilled_rows),
             ("dropped_rows_total", "counter", "Rows lost (must stay 0).", s.dropped_rows),
-            ("db_failures_total", "counter", "Database writes that failed.", s.db_failures),
+            ("db_failures_total", "counter", "Sink writes that failed.", s.db_failures),
             ("ingested_rows_total", "counter", "Spilled rows ingested.", s.ingested_rows),
         ]
         lines: list[str] = []
@@ -306,61 +255,6 @@ class PredictionLog:
             lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
         lines.append(f"modelcycle_prediction_log_sample_rate {self.sample}")
         return "\n".join(lines) + "\n"
-
-
-# -- spill ingestion ------------------------------------------------------------------------
-
-
-def ingest_spill(
-    metadata: MetadataStore, spill_dir: Path | str, *, timeout: float | None = None
-) -> SpillIngest:
-    """Move the rows of every closed spill file into ``prediction_log``, then delete the file.
-
-    Files still open by a running server (locked) are left alone and counted in
-    ``busy_files``. Each file goes in one transaction that first deletes rows already ingested
-    from it, so running this twice, or after a crash, never duplicates a row. A torn last line
-    (a writer killed mid-write) is counted in ``bad_lines`` and skipped.
-    """
-    folder = Path(spill_dir)
-    files = rows = bad = busy = 0
-    if not folder.is_dir():
-        return SpillIngest(0, 0, 0, 0)
-    for path in sorted(folder.glob(f"{SPILL_PREFIX}*{SPILL_SUFFIX}")):
-        spill_id = path.name[len(SPILL_PREFIX) : -len(SPILL_SUFFIX)]
-        if len(spill_id) != 32:
-            continue
-        try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            continue  # another ingester took it
-        with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                busy += 1
-                continue
-            if not path.exists():
-                continue  # ingested and deleted while we waited for the lock
-            parsed: list[dict[str, Any]] = []
-            for line in handle.read().splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    bad += 1
-                    continue
-                if not isinstance(row, dict):
-                    bad += 1
-                    continue
-                row["spill_id"] = spill_id
-                parsed.append(row)
-            t = tables.prediction_log
-            metadata.append_rows(t, parsed, timeout=timeout, replace_where=t.c.spill_id == spill_id)
-            path.unlink()
-            files += 1
-            rows += len(parsed)
-    return SpillIngest(files, rows, bad, busy)
 
 
 # -- reading (monitoring's entry point) -------------------------------------------------------
@@ -399,12 +293,43 @@ def read_predictions(
     as the log stores them (``2026-11-29T10:00:00.000000Z``). ``version`` keeps one version.
     Shadow answers (a mirrored version's, never returned to callers) are left out unless
     ``include_shadow``. With no rows, the table has the five trailing columns only.
+
+    Both sinks are read: the database's rows and the Parquet parts ``prediction_log_parts``
+    indexes for the window (a workspace that switched sinks, or batch scoring's rows, which
+    always go to the database, are then one log).
     """
+    lo, hi = _when(since, "since"), _when(until, "until")
+    table = _read_database(metadata, model_name, lo, hi, version, include_shadow, limit)
+    parts = read_parts(
+        metadata, model_name, since=lo, until=hi, version=version, include_shadow=include_shadow
+    )
+    if parts is None:
+        return table
+    if table.num_rows:
+        parts = pa.concat_tables([table, parts], promote_options="permissive")
+    # Oldest first, as the database orders its rows; then the log's columns last.
+    parts = parts.take(pa.compute.sort_indices(parts, [("at", "ascending")]))
+    trailing = [c for c in _TRAILING if c in parts.column_names]
+    parts = parts.select([c for c in parts.column_names if c not in trailing] + trailing)
+    return parts.slice(0, limit) if limit is not None else parts
+
+
+_TRAILING = ("prediction", "probabilities", "model_version", "request_id", "row_index", "at")
+
+
+def _read_database(
+    metadata: MetadataStore,
+    model_name: str,
+    lo: str | None,
+    hi: str | None,
+    version: int | None,
+    include_shadow: bool,
+    limit: int | None,
+) -> pa.Table:
     t = tables.prediction_log
     query = select(
         t.c.inputs, t.c.outputs, t.c.model_version, t.c.request_id, t.c.row_index, t.c.at
     ).where(t.c.model_name == model_name)
-    lo, hi = _when(since, "since"), _when(until, "until")
     if lo is not None:
         query = query.where(t.c.at >= lo)
     if hi is not None:

@@ -41,6 +41,7 @@ __all__ = [
     "model_notes",
     "model_versions",
     "prediction_log",
+    "prediction_log_parts",
     "promotion_approvals",
     "promotion_requests",
     "registered_models",
@@ -465,4 +466,34 @@ idempotency_keys = Table(
     Column("body", Text, nullable=True),
     Column("created_at", String(32), nullable=False),
     Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# The Parquet prediction-log sink's index and aggregates (migration 0015): one row per part
+# file and (version, shadow, source) in it. location: the part's URL or path in the object
+# store; hour: YYYY-MM-DDTHH (UTC); latency/columns: JSON (mergeable sketches and summaries).
+# Observations like prediction_log, so not audited; re-ingesting a part replaces its rows.
+prediction_log_parts = Table(
+    "prediction_log_parts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("part_id", String(32), nullable=False),
+    Column("location", String(1000), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("shadow", Boolean, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("hour", String(13), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("first_at", String(32), nullable=False),
+    Column("last_at", String(32), nullable=False),
+    Column("latency", Text, nullable=False),
+    Column("columns", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_prediction_log_parts_model_hour", "model_name", "hour"),
+    Index("ix_prediction_log_parts_part_id", "part_id"),
 )
