@@ -83,6 +83,7 @@ def serve(
                     )
                 extra.append(mv.ref)
         settings = ws.settings
+    _check_log_sink(settings)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     factory = functools.partial(
         _serving,
@@ -113,6 +114,13 @@ def serve(
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
     )
     raise typer.Exit(code)
+
+
+def _check_log_sink(settings: Settings) -> None:
+    """A bad ``[scoring]`` value stops the command here (exit 2), before any worker starts."""
+    from modelcycle.scoring.log_sinks import scoring_section
+
+    scoring_section(settings.config)
 
 
 def _split_ref(value: str, option: str, *, default: float | None) -> tuple[str, float]:
@@ -200,7 +208,13 @@ def _serving(
             if settings.stateless
             else settings.state_dir / "spill"
         )
-        log = PredictionLog(ws.metadata, spill, sample=log_sample)
+        log = PredictionLog.from_config(
+            settings.config,
+            ws.metadata,
+            spill,
+            artifacts_url=settings.artifacts_url,
+            sample=log_sample,
+        )
     return Serving(
         engine,
         prediction_log=log,
