@@ -12,10 +12,11 @@ and trusted by the flavor's own rule, and loading trusts exactly the same types 
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
-__all__ = ["import_skops_lazily"]
+__all__ = ["freeze_heap", "import_skops_lazily"]
 
 
 def import_skops_lazily() -> None:
@@ -39,3 +40,17 @@ def import_skops_lazily() -> None:
         pass
     finally:
         sklearn.utils.all_estimators = original
+
+
+def freeze_heap() -> None:
+    """Move everything alive now (modules, the loaded models) out of the cyclic collector's
+    reach, once a server has loaded its models.
+
+    A full collection otherwise walks those hundreds of thousands of long-lived objects: on
+    the reference harness at concurrency 16 (loaded machine) one worker paused 190-900 ms in
+    each of a few full collections a run, and every request in flight waited: that was the
+    p99. With the heap frozen, no full collection ran after the load. Frozen objects are
+    still freed by reference counting; only cycles among them would stay.
+    """
+    gc.collect()
+    gc.freeze()

@@ -36,6 +36,7 @@ from modelcycle.errors import (
     http_status_for,
 )
 from modelcycle.scoring._http import error_body, valid_rid
+from modelcycle.scoring._startup import freeze_heap
 from modelcycle.scoring.engine import ScoringEngine
 from modelcycle.scoring.handlers import ScoringApi, Serving
 
@@ -69,12 +70,16 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     load_on_startup: bool = True,
     on_load_error: Callable[[BaseException], None] | None = None,
+    freeze_after_load: bool = False,
 ) -> Starlette:
     """An ASGI app serving ``engine``.
 
     With ``load_on_startup`` the app loads the engine in a background thread when it starts:
     ``/v2/health/live`` answers at once, ``/v2/health/ready`` once the models are loaded.
     ``on_load_error`` is called if loading fails (the server uses it to exit).
+    ``freeze_after_load``: once loaded, move the heap out of the cyclic garbage collector's
+    reach (:func:`~modelcycle.scoring._startup.freeze_heap`); for a server process, which
+    keeps its models until it exits, not for an app embedded in a longer-lived process.
     """
     if max_body_bytes < 1:
         raise InvalidInput(f"must be >= 1, got {max_body_bytes}", field="max_body_bytes")
@@ -92,7 +97,7 @@ def create_app(
         if serving.prediction_log is not None:
             serving.prediction_log.start()
         if load_on_startup and not engine.ready:
-            task = asyncio.create_task(_load(engine, on_load_error))
+            task = asyncio.create_task(_load(engine, on_load_error, freeze_after_load))
         if (serving.follower or serving.tokens) is not None and serving.poll_seconds > 0:
             poll = asyncio.create_task(_poll(api, serving.poll_seconds))
         try:
@@ -229,11 +234,15 @@ def _access_line(scope: Scope, seen: dict[str, Any], seconds: float) -> None:
     sys.stderr.flush()
 
 
-async def _load(engine: ScoringEngine, on_error: Callable[[BaseException], None] | None) -> None:
+async def _load(
+    engine: ScoringEngine, on_error: Callable[[BaseException], None] | None, freeze: bool
+) -> None:
     started = time.perf_counter()
     try:
         await asyncio.to_thread(engine.load)
         engine.limit_native_threads_here()
+        if freeze:
+            freeze_heap()
     except Exception as exc:
         _log.error("loading the models failed: %s", exc)
         if on_error is not None:
