@@ -1,17 +1,20 @@
-"""Console page speed on a workspace with 10,000 runs and 100,000 audit events: the runs
+"""Console page speed on a workspace with 10,000 runs, 200 model versions and 100,000 audit
+events: the overview, the models list, a model with 100 versions and a version page, the runs
 table (first page, sorted by a metric, filtered, a deep page), a comparison of 2 and of 10 runs,
-and the audit timeline (first page, filtered by actor, an older page).
+the audit timeline (first page, filtered by actor, an older page) and "why" for an alias.
 
     .venv/bin/python bench/bench_console.py [--backend sqlite|postgresql] [--requests 40]
 
 Fills a throw-away workspace: two runs trained for real (steps, logs, a model version each:
 what a comparison reads), then 10,000 finished runs (7 pipelines, 3 data set versions, 5
-metrics, params) and audit notes up to 100,000 events, in bulk through the store's audited
-write path. Starts ``modelcycle server`` as a subprocess on 127.0.0.1 and requests each page
-``--requests`` times, one at a time, with a reader's bearer token (no browser: the time is the
-server's plus one local round trip). Prints p50 / p95 / max in ms and whether p95 is under the
-issue's 300 ms. The floor: the same runs page's two SQL statements (page + count) timed in
-this process. PostgreSQL is started here (tests/_pg.py) for ``--backend postgresql``.
+metrics, params), 198 more model versions (credit up to 100 versions, 20 more models of 5,
+each with a champion and a promotion event per version) with 30 stored drift checks per model,
+and audit notes up to 100,000 events, in bulk through the store's audited write path. Starts
+``modelcycle server`` as a subprocess on 127.0.0.1 and requests each page ``--requests``
+times, one at a time, with a reader's bearer token (no browser: the time is the server's plus
+one local round trip). Prints p50 / p95 / max in ms and whether p95 is under the issue's
+300 ms. The floor: the same runs page's two SQL statements (page + count) timed in this
+process. PostgreSQL is started here (tests/_pg.py) for ``--backend postgresql``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from bench_api import _free_port, _wait  # noqa: E402 - after the path set-up ab
 
 RUNS = 10_000
 EVENTS = 100_000
+VERSIONS = 200
+CHECKS_PER_MODEL = 30
 BUDGET_MS = 300.0
 
 
@@ -79,6 +84,59 @@ def fill_runs(ws: Any, runs: int) -> list[str]:
     return ids
 
 
+def fill_models(ws: Any, versions: int, checks: int) -> list[str]:
+    """Copies of credit/1's row up to ``versions`` in all (credit to half of them, the rest in
+    models of 5), a champion per model, a ``model.promoted`` event per version, and ``checks``
+    stored drift checks per model; returns the model names."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from modelcycle.audit import utc_timestamp
+    from modelcycle.store import tables
+
+    mv = tables.model_versions
+    with ws.metadata.read() as conn:
+        template = dict(conn.execute(select(mv).where(mv.c.name == "credit")).mappings().first())
+    template.pop("id")
+    have = len(ws.registry.list())
+    in_credit = versions // 2
+    plan = [("credit", v) for v in range(have + 1, in_credit + 1)]
+    extra = [f"m{i:02d}" for i in range((versions - in_credit) // 5)]
+    plan += [(name, v) for name in extra for v in range(1, 6)]
+    now = utc_timestamp()
+    start = datetime.now(UTC) - timedelta(hours=checks)
+    columns = [{"name": f"col{c}", "drifted": c % 4 == 0, "statistic": 0.1 * c} for c in range(8)]
+    with ws.metadata.write(actor="bench", action="bench.filled", subject="bench") as tx:
+        tx.conn.execute(
+            insert(tables.registered_models),
+            [{"name": n, "created_at": now, "created_by": "bench"} for n in extra],
+        )
+        tx.conn.execute(insert(mv), [{**template, "name": n, "version": v} for n, v in plan])
+        for n, v in plan:
+            tx.record("model.promoted", f"model:{n}/{v}",
+                      {"alias": "challenger", "from": v - 1 or None, "to": v, "forced": False,
+                       "first": v == 1, "gate": {"auc": 0.8}})  # fmt: skip
+        tx.conn.execute(
+            insert(tables.model_aliases),
+            [{"name": n, "alias": "champion", "version": 5, "updated_at": now,
+              "updated_by": "bench"} for n in extra],
+        )  # fmt: skip
+        rows = []
+        for n in ["credit", *extra]:
+            for c in range(checks):
+                drifted = (c + len(n)) % 7 == 0
+                rows.append({
+                    "model_name": n, "model_version": 1, "reference": "data:credit@1",
+                    "current": f"log:{n}", "window_start": None, "window_end": None,
+                    "at": utc_timestamp(start + timedelta(hours=c)), "dataset_drift": drifted,
+                    "share_drifted": 0.6 if drifted else 0.25,
+                    "result": json.dumps({"status": "ok", "columns": columns}),
+                })  # fmt: skip
+        tx.conn.execute(insert(tables.drift_results), rows)
+    return ["credit", *extra]
+
+
 def fill_events(ws: Any, events: int) -> None:
     while (have := ws.audit.head().seq) < events:
         with ws.metadata.write(actor="bench", action="bench.filled", subject="bench") as tx:
@@ -111,6 +169,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--versions", type=int, default=VERSIONS)
     args = parser.parse_args()
 
     import httpx
@@ -140,10 +199,13 @@ def main() -> None:
             ).id
             for s, c in ((0, 1.0), (7, 0.5))
         ]  # fmt: skip
+        ws.registry.promote("credit/1", to="champion", force=True, reason="bench")
         synthetic = fill_runs(ws, args.runs)
+        names = fill_models(ws, args.versions, CHECKS_PER_MODEL)
         fill_events(ws, args.events)
         print(
-            f"filled {args.runs + 2} runs and {ws.audit.head().seq} audit events "
+            f"filled {args.runs + 2} runs, {len(ws.registry.list())} model versions of "
+            f"{len(names)} models and {ws.audit.head().seq} audit events "
             f"in {time.perf_counter() - t0:.0f} s ({args.backend})"
         )
         _, token = TokenStore(ws.metadata, "bench").create("bench", "reader")
@@ -157,6 +219,12 @@ def main() -> None:
         _wait(base + "/api/v1/health", server)
         ten = ",".join(real + synthetic[-8:])
         pages = {
+            "overview": "/",
+            "models": "/models",
+            "model credit (100 v)": "/models/credit",
+            "model m07 (5 v)": "/models/m07",
+            "version credit/2": "/models/credit/versions/2",
+            "why credit@champion": "/audit/why?subject=model:credit@champion",
             "runs": "/runs",
             "runs sort=m:auc": "/runs?sort=m:auc&order=desc",
             "runs sort=duration": "/runs?sort=duration&order=desc",

@@ -63,8 +63,8 @@ class Site:
 
 def build_workspace(root: Path) -> Site:
     """credit@1 and @2, two trained versions (different seeds and C), credit/1 champion and
-    deployed to endpoint ``credit``, a drift check of @2 against @1, a queued job, and one
-    token per role."""
+    deployed to endpoint ``credit``, a drift check of @2 against @1 and one of the champion's
+    logged inputs, a queued job, and one token per role."""
     ws, _ = init_workspace(root, db_url=f"sqlite:///{root / 'meta.db'}")
     with (root / "modelcycle.toml").open("a", encoding="utf-8") as config:
         config.write(_SCHEDULES)
@@ -83,6 +83,8 @@ def build_workspace(root: Path) -> Site:
     site.check = check.id or 0
     ws.deploy("credit/1", endpoint="credit")  # a local process, stopped by the fixture's end
     _score_and_label(ws, "credit")
+    # A check of the champion's logged inputs (one column): the overview's drift sparkline.
+    ws.monitoring.drift(model="credit@champion", window="1h", columns=["age"])
     job, _ = ws.automations.queue.enqueue("note", {"text": "from the console tests"})
     site.job = job.id
     store = TokenStore(ws.metadata, ws.actor)

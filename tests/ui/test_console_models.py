@@ -50,6 +50,11 @@ def test_overview_shows_champion_drift_and_events(web: Watched) -> None:
     trend = card.get_by_role("img", name=re.compile(r"^accuracy of credit\/1 per hour"))
     expect(trend).to_have_attribute("aria-label", re.compile(r"measured 0\.\d+, estimated 0\.\d+"))
     expect(card.get_by_role("link", name=re.compile("accuracy .* measured"))).to_be_visible()
+    # Drawn from the stored checks: the champion's check of its logged inputs.
+    drifted = re.compile(r"^share of columns drifted in the last 1 check ")
+    drift = card.get_by_role("img", name=drifted)
+    expect(drift).to_be_visible()
+    expect(card).to_contain_text(re.compile(r"[01] of 1 drifted"))
     expect(page.get_by_role("heading", name="Latest audit events")).to_be_visible()
     expect(page.locator("table").last).to_contain_text("model.promoted")
     web.shot("overview")
@@ -164,3 +169,40 @@ def test_a_promotion_under_policy_waits_in_the_inbox_until_approved(web: Watched
     expect(page.get_by_role("row", name=re.compile("credit"))).to_contain_text("production → 2")
     web.goto("/approvals")
     expect(page.locator("#approvals")).to_contain_text("No promotion is waiting")
+
+
+def test_why_is_this_in_production_is_a_graph_of_links_by_keyboard_and_on_a_phone(
+    web: Watched,
+) -> None:
+    """deployment:credit, top to bottom: data sets, run, version, promotion, bundle,
+    deployment; Tab reaches every box, Enter follows one; a 390 px phone needs no sideways
+    scrolling."""
+    web.sign_in()
+    page = web.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    web.goto("/audit/why?subject=deployment:credit")
+    graph = page.locator("#why-graph")
+    kinds = graph.locator("a[data-kind]")
+    expect(kinds.first).to_have_attribute("data-kind", "data set")
+    found = [kinds.nth(i).get_attribute("data-kind") for i in range(kinds.count())]
+    # The run, version and bundle before the deployment, in that order, top to bottom.
+    order = [k for k in found if k in ("run", "model version", "bundle", "deployment")]
+    assert order == ["run", "model version", "bundle", "deployment"], found
+    tops = [kinds.nth(i).bounding_box()["y"] for i in range(kinds.count())]  # type: ignore[index]
+    assert tops == sorted(tops)  # vertical
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    box = graph.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= 390
+    web.shot("why-graph-phone")
+    page.get_by_label("Subject").focus()
+    focused: list[str | None] = []
+    for _ in range(len(found) + 1):  # past the Show button, then every box in turn
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.getAttribute('data-kind')"))
+    assert focused[1:] == found
+    while page.evaluate("document.activeElement.getAttribute('data-kind')") != "run":
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f]+$"))

@@ -71,7 +71,18 @@ def test_operator_deploys_rolls_back_and_stops_with_confirmation(web: Watched) -
     live = page.locator("#router tbody tr").first
     expect(live).to_contain_text("live")
     expect(live.locator("td").nth(1)).to_have_text(re.compile(r"^[1-9]"))  # requests counted
+    # The same requests per minute: the newest row is the live backend's, with its p99.
+    minute = page.locator("#traffic tbody tr").first
+    expect(minute).to_contain_text("live")
+    expect(minute.locator("td").nth(2)).to_have_text(re.compile(r"^[1-9]"))
+    expect(minute.locator("td").nth(6)).to_have_text(re.compile(r"^\d+\.\d$"))
+    web.wait_for_chart()
     web.shot("deployment-live")
+    page.set_viewport_size({"width": 390, "height": 844})
+    # Plotly redraws the chart to the new width on its resize handler: until then it is wide.
+    page.wait_for_function("document.documentElement.scrollWidth <= 390")
+    web.shot("deployment-live-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("link", name="Roll back…").click()
     expect(page.get_by_role("alert")).to_contain_text("Roll back credit?")
     web.shot("deployment-confirm")

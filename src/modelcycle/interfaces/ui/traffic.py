@@ -9,6 +9,7 @@ shows only what it saw since, which the page says.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,10 +53,16 @@ def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def endpoint_traffic(history: dict[str, Any], deployments: list[Any]) -> Traffic | None:
+_LEAST_MINUTES = 30  # the chart spans at least this much, up to now
+
+
+def endpoint_traffic(
+    history: dict[str, Any], deployments: list[Any], *, now: float | None = None
+) -> Traffic | None:
     """The figure and rows for a router's ``/router/history`` answer; ``deployments`` are the
     endpoint's records (oldest first), which name the model each backend URL served. None
-    when the router saw no request in its horizon."""
+    when the router saw no request in its horizon. The chart runs up to ``now`` (quiet
+    minutes count 0 requests) over at least 30 minutes, at most the router's horizon."""
     live = history.get("backend")
     model_of: dict[str, str] = {}
     for d in deployments:  # the newest record with a URL wins: the router restarts a
@@ -67,9 +74,12 @@ def endpoint_traffic(history: dict[str, Any], deployments: list[Any]) -> Traffic
     order = sorted(series, key=lambda u: (u != live, -series[u][-1][0]))
     rows: list[MinuteRow] = []
     data: list[dict[str, Any]] = []
-    first = min(r[0] for rs in series.values() for r in rs)
-    last = max(r[0] for rs in series.values() for r in rs)
-    minutes = list(range(first, last + 60, 60))
+    horizon = int(history.get("horizon_minutes") or 180)
+    first = min(int(r[0]) for rs in series.values() for r in rs)
+    last = max(int(r[0]) for rs in series.values() for r in rs)
+    end = max(last, int((time.time() if now is None else now) // 60) * 60)
+    start = max(min(first, end - (_LEAST_MINUTES - 1) * 60), end - (horizon - 1) * 60)
+    minutes = list(range(start, end + 60, 60))
     xs = [_iso(m) for m in minutes]
     for i, url in enumerate(order):
         model = model_of.get(url)
@@ -92,7 +102,7 @@ def endpoint_traffic(history: dict[str, Any], deployments: list[Any]) -> Traffic
              "y": [r[4] if r else None for r in got]},
         ]  # fmt: skip
     layout = {
-        "xaxis": {"title": {"text": "minute (UTC)"}, "anchor": "y"},
+        "xaxis": {"title": {"text": "minute (UTC)"}, "anchor": "y", "tickformat": "%H:%M"},
         "yaxis": {"domain": [0, 0.3], "title": {"text": "p99 ms"}, "rangemode": "tozero"},
         "yaxis2": {"domain": [0.35, 0.65], "title": {"text": "errors %"}, "rangemode": "tozero"},
         "yaxis3": {"domain": [0.7, 1], "title": {"text": "requests"}, "rangemode": "tozero"},
@@ -105,5 +115,5 @@ def endpoint_traffic(history: dict[str, Any], deployments: list[Any]) -> Traffic
         rows=rows,
         chart=json.dumps({"data": data, "layout": layout}),
         backends=[(u, model_of.get(u), u == live) for u in order],
-        minutes=int(history.get("horizon_minutes", 0)),
+        minutes=horizon,
     )
