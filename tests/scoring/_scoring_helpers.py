@@ -161,12 +161,15 @@ class ServerProcess:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus text (0 when absent)."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    key = f"{name}{{{want}}}" if labels else name
+    """The value of one sample in Prometheus text (0 when absent), labels in any order."""
+    want = sorted(f'{k}="{v}"' for k, v in labels.items())
     for line in text.splitlines():
-        if line.startswith(key + " "):
-            return float(line.rsplit(" ", 1)[1])
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        found, _, rest = sample.partition("{")
+        if found == name and sorted(filter(None, rest.rstrip("}").split(","))) == want:
+            return float(value)
     return 0.0
 
 

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
-from _scoring_helpers import Models, ServerProcess
+from _scoring_helpers import Models, ServerProcess, metric
 
+from modelcycle.scoring._metrics import MetricStore
 from modelcycle.scoring.runner import bind_socket
 
 
@@ -30,7 +31,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def test_two_workers_keep_alive_latency_and_clean_stop(models: Models, tmp_path: Path) -> None:
+def test_two_workers_keep_alive_latency_summed_metrics_and_clean_stop(
+    models: Models, tmp_path: Path
+) -> None:
+    run = models.root / ".modelcycle" / "run"
+    # What a killed server leaves: its metrics directory, with counts that must not be added.
+    stale = run / "metrics-999999999"
+    stale.mkdir(parents=True, exist_ok=True)
+    store = MetricStore(stale)
+    store.counter("modelcycle_requests", (("protocol", "plain"), ("code", "200"))).inc(1000)
+    store.close()
     server = ServerProcess(models.root, "ridge/1", "--workers", "2", log=tmp_path / "log")
     try:
         server.wait_ready()
@@ -58,13 +68,34 @@ def test_two_workers_keep_alive_latency_and_clean_stop(models: Models, tmp_path:
                     assert resp.status_code == 200, resp.text
         # Without TCP_NODELAY every keep-alive answer waits ~40 ms for a delayed ACK.
         assert statistics.median(timings) < 0.025, timings
+        _check_summed_metrics(server, run / f"metrics-{server.proc.pid}", workers, 44)
+        assert not stale.exists()
     finally:
         code = server.stop()
     assert code == 0, server.log()
+    assert not (run / f"metrics-{server.proc.pid}").exists()  # removed at a clean stop
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def _check_summed_metrics(
+    server: ServerProcess, directory: Path, workers: list[int], n: int
+) -> None:
+    """Every scrape shows the whole server's ``n`` answers, whichever worker answers it."""
+    # Each worker wrote its own counts (the requests above went over several connections).
+    writers = {int(f.stem.split("_")[-1]) for f in directory.glob("counter_*.db")}
+    assert writers == set(workers), (writers, workers)
+    for _ in range(8):  # fresh connections: SO_REUSEPORT spreads them over the workers
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert metric(text, "modelcycle_requests_total", protocol="plain", code="200") == n
+        labels = {"model": "ridge", "version": "1"}
+        assert metric(text, "modelcycle_model_requests_total", **labels) == n
+        assert metric(text, "modelcycle_scored_rows_total", **labels) == n
+        assert metric(text, "modelcycle_request_duration_seconds_count") == n
+        calls = metric(text, "modelcycle_predict_calls_total", **labels)
+        assert metric(text, "modelcycle_batch_size_count", **labels) == calls >= 1
 
 
 def test_unknown_ref_fails_before_serving(models: Models) -> None:

@@ -31,6 +31,7 @@ import pyarrow as pa
 from modelcycle.errors import InvalidInput, NotFound, NotReady
 from modelcycle.registry import LoadedModel, Signature, SignatureMismatch, enforce
 from modelcycle.scoring._coerce import recover
+from modelcycle.scoring._metrics import slot_stats
 from modelcycle.scoring.batcher import BATCH_SIZE_BUCKETS, MicroBatcher, SlotStats, concat_arrays
 from modelcycle.scoring.fastpath import NumericFastPath
 
@@ -95,7 +96,8 @@ class ModelSlot:
         # Column -> signature type, for the decoders' wording of a bad value.
         self.input_types = {c.name: c.type for c in self.signature.inputs}
         self.input_names = tuple(self.signature.input_names)
-        self.stats = SlotStats()
+        # In the server's metric files when it has some (summed over its workers).
+        self.stats = slot_stats(self.name, self.version)
         opts: dict[str, Any] = {
             "max_batch_rows": max_batch_rows,
             "max_wait_ms": max_wait_ms,

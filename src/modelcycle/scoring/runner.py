@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import shutil
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from modelcycle.errors import Conflict, InvalidInput
+from modelcycle.scoring._metrics import prepare_directory, use_directory
 from modelcycle.scoring._startup import import_skops_lazily
 from modelcycle.scoring.engine import ScoringEngine
 from modelcycle.scoring.server import DEFAULT_MAX_BODY_BYTES, Serving, create_app
@@ -61,16 +64,31 @@ def serve(
     workers: int = 1,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
+    metrics_parent: Path | None = None,
 ) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code (0 after a clean stop).
 
     ``engine_factory`` builds each worker's engine or :class:`Serving` (called in the worker;
     with ``workers > 1`` it must be picklable, e.g. a module-level function or a
-    ``functools.partial`` of one).
+    ``functools.partial`` of one). ``metrics_parent``: where the server's metrics directory
+    is made (fresh at each start, removed at a clean stop), in which every worker writes its
+    counts so that ``/metrics`` sums the workers; None: each worker counts for itself.
     """
     if not isinstance(workers, int) or workers < 1:
         raise InvalidInput(f"must be an integer >= 1, got {workers!r}", field="workers")
-    options = {"max_body_bytes": max_body_bytes, "log_level": log_level}
+    options: dict[str, Any] = {"max_body_bytes": max_body_bytes, "log_level": log_level}
+    metrics_dir = prepare_directory(metrics_parent) if metrics_parent is not None else None
+    options["metrics_dir"] = metrics_dir
+    try:
+        return _serve(engine_factory, host, port, workers, options)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(
+    engine_factory: EngineFactory, host: str, port: int, workers: int, options: dict[str, Any]
+) -> int:
     if workers == 1:
         return _run_worker(engine_factory, bind_socket(host, port), options)
     # Held (bound, never listening) for the whole run: it reserves the port, and port 0
@@ -97,6 +115,7 @@ def _run_worker(engine_factory: EngineFactory, sock: socket.socket, options: dic
     # a request arriving meanwhile waits for the switch interval (5 ms by default) before the
     # event loop runs again. 0.5 ms bounds that wait.
     sys.setswitchinterval(0.0005)
+    use_directory(options.get("metrics_dir"))
     engine = engine_factory()
     failed: list[BaseException] = []
     server: uvicorn.Server | None = None
@@ -107,7 +126,10 @@ def _run_worker(engine_factory: EngineFactory, sock: socket.socket, options: dic
             server.should_exit = True
 
     app = create_app(
-        engine, max_body_bytes=int(options["max_body_bytes"]), on_load_error=on_load_error
+        engine,
+        max_body_bytes=int(options["max_body_bytes"]),
+        on_load_error=on_load_error,
+        freeze_after_load=True,
     )
     config = uvicorn.Config(
         app,

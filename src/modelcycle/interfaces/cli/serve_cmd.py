@@ -112,6 +112,8 @@ def serve(
         port=port,
         workers=workers,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+        # The workers' metric files: /metrics sums them whichever worker answers.
+        metrics_parent=settings.state_dir / "run",
     )
     raise typer.Exit(code)
 
