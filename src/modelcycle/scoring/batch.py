@@ -38,8 +38,10 @@ import pyarrow as pa
 from modelcycle.errors import Conflict, IntegrityError, InvalidInput, ModelcycleError
 from modelcycle.registry import ModelRegistry, Signature
 from modelcycle.scoring import batch_io
-from modelcycle.scoring.batch_records import FAILED, RUNNING, BatchJob, BatchRecords
+from modelcycle.scoring.batch_outputs import open_output, output_text
+from modelcycle.scoring.batch_records import BatchJob, BatchRecords
 from modelcycle.scoring.batch_tasks import BatchEngine, ChunkTask, RangeTask, Task, TaskSpec
+from modelcycle.statuses import BatchJobStatus
 from modelcycle.store import ArtifactStore, MetadataStore, tables
 
 if TYPE_CHECKING:
@@ -97,7 +99,15 @@ def _dask_engine(
     from modelcycle.scoring.batch_dask import DaskEngine
 
     blob = scoring._artifacts.get_bytes(mv.sha256)  # IntegrityError if the blob was altered
-    return DaskEngine(str(params["scheduler"]), mv, blob, spec, trust=bool(params["trust"]))
+    return DaskEngine(
+        params.get("scheduler"),
+        mv,
+        blob,
+        spec,
+        trust=bool(params["trust"]),
+        reader=reader,
+        workers=params.get("workers"),
+    )
 
 
 # The engines by name: each builds an unstarted BatchEngine (see batch_tasks) for a job.
@@ -167,10 +177,6 @@ class BatchScoring:
             raise InvalidInput(
                 f"{engine!r} is not an engine; expected one of {ENGINES}", field="engine"
             )
-        if engine == "dask" and not scheduler:
-            raise InvalidInput(
-                "the dask engine needs --scheduler tcp://HOST:PORT", field="scheduler"
-            )
         if workers is not None and workers < 1:
             raise InvalidInput("must be at least 1", field="workers")
         if not 1 <= chunk_rows <= _MAX_CHUNK_ROWS:
@@ -189,9 +195,8 @@ class BatchScoring:
                 f"{mv.ref} is a {signature.task} model; only classifiers give probabilities",
                 field="proba",
             )
-        out = Path(output).expanduser().resolve()
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise Conflict(f"the output {out} exists and is not an empty folder; choose a new one")
+        location = open_output(output_text(output))
+        location.check_new()
         input_text = self._input_text(os.fspath(input))
         params: dict[str, Any] = {
             "model_sha256": mv.sha256,
@@ -207,15 +212,17 @@ class BatchScoring:
             "skip_bad_rows": skip_bad_rows,
         }
         job_id = uuid.uuid4().hex
-        spec = TaskSpec(job_id, str(out), tuple(passthrough), proba, log_predictions, sample_rate)
+        spec = TaskSpec(
+            job_id, location.url, tuple(passthrough), proba, log_predictions, sample_rate
+        )
         with ExitStack() as stack:
             rejects = batch_io.Rejects() if skip_bad_rows else None
-            source = self._open(input_text, signature, stack, rejects)
+            source = self._open(input_text, signature, stack, rejects, engine=engine)
             # Columns and types first, on the schema alone: a reader asked for a column the
             # input lacks fails inside Arrow (a CSV's include_columns) before any check runs.
             batch_io.check_input(signature, source.schema, passthrough, None, where=input_text)
             columns = _needed_columns(signature, passthrough)
-            reader = _reader(source, columns, chunk_rows) if engine == "local" else None
+            reader = _reader(source, columns, chunk_rows)
             stream: Iterator[pa.Table] = iter(())
             first: pa.Table | None
             if reader is not None:  # the workers read every chunk, this one included
@@ -232,16 +239,16 @@ class BatchScoring:
                 first = None
                 pa.default_memory_pool().release_unused()  # not to be copied into the workers
             runner = self._engine(engine, mv, params, spec, stack, reader)  # loads the model
-            out.mkdir(parents=True, exist_ok=True)
+            location.prepare()
             if rejects is not None:
-                rejects.open(out)
+                rejects.open(location.open_text(batch_io.REJECTS_FILE))
                 stack.callback(rejects.close)
             self.records.create(
                 job_id=job_id,
                 model_name=mv.name,
                 model_version=mv.version,
                 input=input_text,
-                output=str(out),
+                output=location.url,
                 engine=engine,
                 params=params,
                 rows_in=source.num_rows or 0,
@@ -261,32 +268,28 @@ class BatchScoring:
     ) -> BatchJob:
         """Finish a failed (or stale) job: only chunks without a committed row are scored."""
         job = self.records.get(job_id)
-        if job.status == RUNNING:
+        if job.status == BatchJobStatus.RUNNING:
             raise Conflict(
                 f"batch job {job.id} is still running (process {job.pid} on {job.hostname})"
             )
-        if job.status != FAILED:
+        if job.status != BatchJobStatus.FAILED:
             raise Conflict(f"batch job {job.id} is {job.status}; only a failed job can be resumed")
         p = job.params
         mv = self._registry.get(job.model_ref)
         if mv.sha256 != p["model_sha256"]:
             raise IntegrityError(f"{mv.ref} no longer has the sha256 the job started with")
         signature = Signature.from_dict(mv.signature)
-        out = Path(job.output)
-        out.mkdir(parents=True, exist_ok=True)
-        for chunk in job.chunks:  # every committed part must still be there, unchanged
-            part = out / chunk.part
-            if not part.is_file() or batch_io.file_sha256(part) != chunk.sha256:
-                raise IntegrityError(
-                    f"the committed part {part} is missing or changed; the job cannot be resumed"
-                )
+        location = open_output(job.output)
+        location.prepare()
+        # Every committed part must still be there, unchanged.
+        location.verify_parts([(c.part, c.sha256) for c in job.chunks])
         if scheduler:
             p = {**p, "scheduler": scheduler}
         if workers:
             p = {**p, "workers": workers}
         spec = TaskSpec(
             job.id,
-            str(out),
+            location.url,
             tuple(p["passthrough"]),
             p["proba"],
             p["log_predictions"],
@@ -294,7 +297,7 @@ class BatchScoring:
         )
         with ExitStack() as stack:
             rejects = batch_io.Rejects() if p.get("skip_bad_rows") else None
-            source = self._open(job.input, signature, stack, rejects)
+            source = self._open(job.input, signature, stack, rejects, engine=job.engine)
             schema = [[f.name, str(f.type)] for f in source.schema]
             if schema != p["input_schema"] or source.num_rows != p["input_rows"]:
                 raise Conflict(
@@ -302,7 +305,7 @@ class BatchScoring:
                 )
             columns = _needed_columns(signature, list(p["passthrough"]))
             chunk_rows = int(p["chunk_rows"])
-            reader = _reader(source, columns, chunk_rows) if job.engine == "local" else None
+            reader = _reader(source, columns, chunk_rows)
             runner = self._engine(job.engine, mv, p, spec, stack, reader)
             stream = (
                 iter(())
@@ -310,7 +313,7 @@ class BatchScoring:
                 else batch_io.chunks(source.batches(columns), chunk_rows)
             )
             if rejects is not None:  # the CSV is read from its start again: the same rejects
-                rejects.open(out)
+                rejects.open(location.open_text(batch_io.REJECTS_FILE))
                 stack.callback(rejects.close)
             self.records.resumed(job)
             done = {c.chunk for c in job.chunks}
@@ -325,13 +328,13 @@ class BatchScoring:
 
     def rejected(self, job: BatchJob) -> int:
         """How many CSV rows the job left out as bad (``skip_bad_rows``), per its rejects file."""
-        path = Path(job.output) / batch_io.REJECTS_FILE
-        if not path.is_file():
+        text = open_output(job.output).read_text(batch_io.REJECTS_FILE)
+        if text is None:
             return 0
         import csv
+        import io
 
-        with open(path, newline="", encoding="utf-8") as fh:
-            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
+        return max(0, sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - 1)
 
     def list(self, *, limit: int | None = 50) -> builtins.list[BatchJob]:
         """Jobs, newest first; stale running jobs are marked failed first."""
@@ -359,14 +362,26 @@ class BatchScoring:
         signature: Signature,
         stack: ExitStack,
         rejects: batch_io.Rejects | None,
+        *,
+        engine: str = "local",
     ) -> batch_io.InputSource:
         if input_text.startswith("data:"):
             record = self._datasets.version(input_text.removeprefix("data:"))
+            remote = _object_url(self._artifacts, record.artifact_sha256)
+            if engine == "dask" and remote is not None:
+                # Dask tasks read the version's object straight from the bucket, by ranges.
+                source = batch_io.open_input(remote, signature=signature)
+                return batch_io.InputSource(
+                    input_text, source.schema, source.num_rows, source.batches, source.segments
+                )
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelcycle-batch-")))
             path = self._artifacts.get_file(record.artifact_sha256, tmp / "data.parquet")
             source = batch_io.open_input(str(path), signature=signature)
+            # Dask workers may be on other hosts, which cannot read this process's temporary
+            # copy: without segments the chunks travel with their tasks.
+            segments = None if engine == "dask" else source.segments
             return batch_io.InputSource(
-                input_text, source.schema, source.num_rows, source.batches, source.segments
+                input_text, source.schema, source.num_rows, source.batches, segments
             )
         return batch_io.open_input(input_text, signature=signature, rejects=rejects)
 
@@ -435,7 +450,7 @@ class BatchScoring:
             tasks = range_tasks(runner.reader) if runner.reader is not None else chunk_tasks()
             runner.run(tasks, on_done)
             beat.stop()
-            _clean_temp_parts(Path(runner.spec.output))
+            open_output(runner.spec.output).clean()
             self.records.finished(
                 job_id,
                 rows_in=counted["rows"],
@@ -480,9 +495,13 @@ def _prepend(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
     yield from rest
 
 
-def _clean_temp_parts(output: Path) -> None:
-    for tmp in output.glob(".part-*.tmp"):
-        tmp.unlink(missing_ok=True)
+def _object_url(artifacts: ArtifactStore, sha256: str) -> str | None:
+    """``s3://bucket/key`` of a blob when the store is a bucket (Dask tasks read it directly)."""
+    from modelcycle.store.s3_artifacts import S3ArtifactStore
+
+    if isinstance(artifacts, S3ArtifactStore):
+        return f"s3://{artifacts.bucket}/{artifacts.key(sha256)}"
+    return None
 
 
 class _Heartbeat:

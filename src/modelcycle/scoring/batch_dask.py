@@ -1,23 +1,32 @@
-"""The Dask engine of batch scoring: chunks scored, and parts written, by a distributed cluster.
+"""The Dask engine of batch scoring: chunks read, scored and written by a distributed cluster.
+
+The submitting process is not in the data path. For Parquet input (a file, parts, an
+``s3://`` glob, or a data set version in an ``s3://`` store) a task is a *description*: a run
+of chunks ``[first, end)`` and the few row groups they lie in (paths or ``s3://`` URLs). The
+worker reads those rows straight from the input, scores them, and writes each chunk's part to
+the output (a folder, or an ``s3://`` prefix: scoring/batch_outputs), then returns only the
+part names and sha256s. CSV and JSON lines cannot be entered mid-way: their chunks are read
+here and travel with their tasks, as before.
 
 The model goes to the cluster once: its bytes are scattered with ``broadcast=True`` (one copy
 per worker), and each task gets that copy by reference. On a worker, :func:`_model_for` keeps
 the loaded model in a process-wide cache keyed by its sha256, checking the bytes against the
-sha256 before the first (and only) load: so a worker loads the model once, not once per
-partition.
+sha256 before the first (and only) load.
 
-Each chunk travels inside its task (not as scattered data): the scheduler keeps the task, so
-when a worker dies mid-job the scheduler re-runs its chunks on the others. A re-run chunk
-rewrites the same part bytes under the same name (temp file, fsync, rename), and this process
-commits a chunk's row once, so each row is in the output exactly once.
+Exactly once: the scheduler keeps every task; when a worker dies mid-job it re-runs the
+worker's tasks elsewhere, and a re-run writes the same part bytes under the same name (whole
+or absent, in a folder or a bucket). This process commits a chunk's row once. If the scheduler
+itself dies, the job fails here and ``resume`` scores only the chunks without a row.
 
-The workers write the parts, so the output folder must be reachable at the same path from
-every worker (a local cluster, or shared storage).
+Without a ``scheduler`` the engine starts a ``distributed.LocalCluster`` of worker processes
+(one thread each, ``workers`` of them, bounded by the cores) on 127.0.0.1 for the job, so the
+bench, the tests and a laptop get a cluster the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import uuid
 import warnings
@@ -30,14 +39,24 @@ from modelcycle.entities import ModelVersion
 from modelcycle.errors import IntegrityError, InvalidInput, NotReady
 from modelcycle.registry import LoadedModel, Signature, get_flavor
 from modelcycle.scoring import batch_io
-from modelcycle.scoring.batch_tasks import BatchEngine, ChunkTask, Task, TaskSpec, run_task
+from modelcycle.scoring.batch_tasks import (
+    BatchEngine,
+    ChunkTask,
+    RangeTask,
+    Task,
+    TaskSpec,
+    run_task,
+)
 
 __all__ = ["DaskEngine"]
 
 _CONNECT_TIMEOUT_S = 20
+# A local cluster's workers: one per core, one thread each, at most this many.
+_MAX_LOCAL_WORKERS = 8
 _cache: dict[str, LoadedModel] = {}
 _loads: dict[str, int] = {}
 _lock = threading.Lock()
+_limited: list[bool] = []
 
 
 def _model_for(version: ModelVersion, blob: bytes, trust: bool) -> LoadedModel:
@@ -60,11 +79,15 @@ def _model_for(version: ModelVersion, blob: bytes, trust: bool) -> LoadedModel:
 
 
 def _limit_threads() -> None:
+    """One native thread per task (a Dask worker runs one task per thread); once per process."""
+    if _limited:
+        return
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover
         return
-    threadpool_limits(limits=1)
+    threadpool_limits(limits=1)  # ~30 ms a call: not per task
+    _limited.append(True)
 
 
 def _task(
@@ -80,45 +103,91 @@ def _task(
     return run_task(_model_for(version, blob, trust), spec, chunk, first_row, table)
 
 
+def _range_task(
+    version: ModelVersion,
+    blob: bytes,
+    trust: bool,
+    spec: TaskSpec,
+    reader: batch_io.RangeReader,
+    first: int,
+    end: int,
+) -> list[batch_io.ChunkResult]:
+    """Read chunks ``first`` to ``end - 1`` from the input, score them, write their parts."""
+    _limit_threads()
+    model = _model_for(version, blob, trust)
+    results = []
+    for chunk, table in reader.tables(first, end):
+        results.append(run_task(model, spec, chunk, chunk * reader.chunk_rows, table))
+        del table
+    return results
+
+
+def task_reader(reader: batch_io.RangeReader, first: int, end: int) -> batch_io.RangeReader:
+    """``reader`` cut down to the row groups chunks ``first`` to ``end - 1`` lie in.
+
+    What a task carries: a few segments (path, row group, start, rows), never the whole
+    input's list, which for thousands of parts would be most of the description.
+    """
+    lo, hi = first * reader.chunk_rows, min(end * reader.chunk_rows, reader.num_rows)
+    segments = tuple(s for s in reader.segments if s.start < hi and s.start + s.rows > lo)
+    return batch_io.RangeReader(segments, reader.columns, reader.chunk_rows, reader.num_rows)
+
+
 def model_loads(sha256: str) -> int:
     """How many times this worker process loaded the model (1 once it has scored anything)."""
     return _loads.get(sha256, 0)
 
 
 class DaskEngine(BatchEngine):
-    """Scores chunks on the Dask cluster at ``scheduler`` (``tcp://HOST:PORT``)."""
+    """Scores chunks on the Dask cluster at ``scheduler`` (``tcp://HOST:PORT``), or on a local
+    cluster started for the job when ``scheduler`` is None."""
 
     def __init__(
-        self, scheduler: str, version: ModelVersion, blob: bytes, spec: TaskSpec, *, trust: bool
+        self,
+        scheduler: str | None,
+        version: ModelVersion,
+        blob: bytes,
+        spec: TaskSpec,
+        *,
+        trust: bool,
+        reader: batch_io.RangeReader | None = None,
+        workers: int | None = None,
     ) -> None:
-        if not scheduler.startswith(("tcp://", "tls://", "inproc://")):
+        if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://")):
             raise InvalidInput(
                 f"{scheduler!r} is not a scheduler address; expected tcp://HOST:PORT",
                 field="scheduler",
             )
         self.scheduler = scheduler
         self.spec = spec
+        self.reader = reader
+        self._local_workers = workers or min(os.cpu_count() or 1, _MAX_LOCAL_WORKERS)
+        self.workers = self._local_workers
         self._version = version
         self._blob = blob
         self._trust = trust
+        self._cluster: Any = None
         self._client: Any = None
         self._blob_future: Any = None
         self._attempt = uuid.uuid4().hex[:8]
 
     def start(self) -> None:
-        """Connect, ship the model to every worker, and load it there (errors surface here)."""
+        """Connect (or start a local cluster), ship the model, load it on every worker."""
         from distributed import Client
 
+        address = self.scheduler or self._start_local_cluster()
         try:
             self._client = Client(  # type: ignore[no-untyped-call]
-                self.scheduler, timeout=_CONNECT_TIMEOUT_S, set_as_default=False
+                address, timeout=_CONNECT_TIMEOUT_S, set_as_default=False
             )
         except (OSError, TimeoutError) as exc:
-            raise NotReady(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from exc
+            self.close()
+            raise NotReady(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         workers = list(self._client.scheduler_info().get("workers", {}))
         if not workers:
             self.close()
-            raise NotReady(f"the Dask scheduler at {self.scheduler} has no workers")
+            raise NotReady(f"the Dask scheduler at {address} has no workers")
+        self.workers = len(workers)
         self._blob_future = self._client.scatter(self._blob, broadcast=True, hash=False)
         # Load the model on every worker now, so a model that cannot load fails before any row.
         warm = [
@@ -127,14 +196,27 @@ class DaskEngine(BatchEngine):
                 self._version,
                 self._blob_future,
                 self._trust,
-                workers=[address],
+                workers=[worker],
                 allow_other_workers=False,
                 pure=False,
                 key=f"modelcycle-batch-warm-{self._attempt}-{i}",
             )
-            for i, address in enumerate(workers)
+            for i, worker in enumerate(workers)
         ]
         self._client.gather(warm)
+
+    def _start_local_cluster(self) -> str:
+        from distributed import LocalCluster
+
+        self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=self._local_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=40,  # errors only: the job's own messages say what happened
+        )
+        return str(self._cluster.scheduler_address)
 
     def run(self, tasks: Iterator[Task], on_done: Callable[[batch_io.ChunkResult], None]) -> None:
         from distributed import as_completed
@@ -143,42 +225,61 @@ class DaskEngine(BatchEngine):
         window = 2 * max(1, len(client.scheduler_info().get("workers", {})))
         done_iter = as_completed(loop=client.loop)  # type: ignore[no-untyped-call]
         in_flight = 0
+        prefix = f"modelcycle-batch-{self.spec.job_id}-{self._attempt}"
+        common = (self._version, self._blob_future, self._trust, self.spec)
 
-        def submit(chunk: int, first_row: int, table: pa.Table) -> None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "large object in task graph": on purpose
+        def finish(fut: Any) -> None:
+            result = fut.result()
+            for item in result if isinstance(result, list) else [result]:
+                on_done(item)
+
+        for task in tasks:
+            while in_flight >= window:
+                finish(next(done_iter))
+                in_flight -= 1
+            if isinstance(task, RangeTask):
+                assert self.reader is not None
                 fut = client.submit(
-                    _task,
-                    self._version,
-                    self._blob_future,
-                    self._trust,
-                    self.spec,
-                    chunk,
-                    first_row,
-                    table,
-                    key=f"modelcycle-batch-{self.spec.job_id}-{self._attempt}-{chunk}",
+                    _range_task,
+                    *common,
+                    task_reader(self.reader, task.first, task.end),
+                    task.first,
+                    task.end,
+                    key=f"{prefix}-{task.first}-{task.end}",
                     pure=False,
                     retries=2,
                 )
+            else:
+                assert isinstance(task, ChunkTask)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # "large object in task graph": on purpose
+                    fut = client.submit(
+                        _task,
+                        *common,
+                        task.chunk,
+                        task.first_row,
+                        task.table,
+                        key=f"{prefix}-{task.chunk}",
+                        pure=False,
+                        retries=2,
+                    )
             done_iter.add(fut)  # type: ignore[no-untyped-call]
-
-        for task in tasks:
-            assert isinstance(task, ChunkTask)  # no reader: the chunks travel with their rows
-            while in_flight >= window:
-                on_done(next(done_iter).result())
-                in_flight -= 1
-            submit(task.chunk, task.first_row, task.table)
             in_flight += 1
             del task
         for fut in done_iter:
-            on_done(fut.result())
+            finish(fut)
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
+        try:
+            if self._client is not None:
                 self._client.close(timeout=10)
-            finally:
-                self._client = None
+        finally:
+            self._client = None
+            if self._cluster is not None:
+                try:
+                    self._cluster.close(timeout=20)
+                finally:
+                    self._cluster = None
 
 
 def _warm(version: ModelVersion, blob: bytes, trust: bool) -> int:

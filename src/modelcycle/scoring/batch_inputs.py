@@ -377,8 +377,8 @@ def _uncastable(column: pa.Array, target: pa.DataType, offset: int) -> list[int]
 class Rejects:
     """The rows of a CSV input skipped as bad (``--skip-bad-rows``), with the reason.
 
-    Held in memory until the output folder exists (nothing is written before the checks
-    pass), then written to ``REJECTS_FILE`` in it. Each run writes the file anew: a resumed
+    Held in memory until the output exists (nothing is written before the checks pass), then
+    written to ``REJECTS_FILE`` beside the parts. Each run writes the file anew: a resumed
     job reads the CSV from its start again, so it finds the same rows.
     """
 
@@ -395,10 +395,11 @@ class Rejects:
         else:
             self._writer.writerow(["" if line is None else line, reason])
 
-    def open(self, folder: Path) -> None:
+    def open(self, fh: Any) -> None:
+        """Write to ``fh`` (a text file named ``REJECTS_FILE`` by the output location)."""
         import csv
 
-        self._fh = open(folder / REJECTS_FILE, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._fh = fh
         self._writer = csv.writer(self._fh)
         self._writer.writerow(["line", "reason"])
         for line, reason in self._pending:

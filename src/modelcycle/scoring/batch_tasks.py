@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
 from modelcycle.audit import utc_timestamp
 from modelcycle.registry import LoadedModel
 from modelcycle.scoring import batch_io
+from modelcycle.scoring.batch_outputs import open_output
 
 __all__ = ["BatchEngine", "ChunkTask", "RangeTask", "Task", "TaskSpec", "run_task"]
 
@@ -25,7 +25,7 @@ class TaskSpec:
     """What every worker needs to score and write a chunk (picklable, sent once)."""
 
     job_id: str
-    output: str
+    output: str  # a folder, or s3://bucket/prefix/ (scoring/batch_outputs)
     passthrough: tuple[str, ...]
     proba: bool
     log_predictions: bool
@@ -39,7 +39,8 @@ def run_task(
     out, features, predictions, probabilities = batch_io.score_chunk(
         model, table, passthrough=list(spec.passthrough), proba=spec.proba
     )
-    name, sha = batch_io.write_part(Path(spec.output), chunk, out)
+    # The output folder or s3:// prefix; the part is whole under its name or absent.
+    name, sha = open_output(spec.output).write_part(chunk, out)
     logged = (
         batch_io.log_rows(
             job_id=spec.job_id,

@@ -27,7 +27,14 @@ from typing import IO, Any, BinaryIO, TypeVar
 from modelcycle.errors import InvalidInput, NotReady
 from modelcycle.store.artifacts import ArtifactStore, Upload, check_digest
 
-__all__ = ["S3ArtifactStore", "from_url", "s3_client"]
+__all__ = [
+    "S3ArtifactStore",
+    "from_url",
+    "parse_s3_url",
+    "s3_client",
+    "s3_errors",
+    "upload_fileobj",
+]
 
 # Spool up to this much in memory; beyond it the bytes go to a temporary file.
 _SPOOL = 8 << 20
@@ -73,6 +80,63 @@ def parse_s3_url(url: str, field: str = "artifacts") -> tuple[str, str]:
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise InvalidInput(f"prefix {prefix!r} has an empty, . or .. segment", field=field)
     return bucket, prefix
+
+
+@contextmanager
+def s3_errors(
+    bucket: str, key: str, *, missing: type[Exception] | None = None, store: str | None = None
+) -> Iterator[None]:
+    """S3 client errors as modelcycle errors that name the bucket and key, never a secret.
+
+    Shared by the artifact store and batch scoring's output parts (scoring/batch_outputs).
+    ``missing``: the exception a 404 becomes; ``store``: what the bucket is for, in messages.
+    """
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
+
+    where = store or f"s3://{bucket}"
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if missing is not None and code in ("404", "NoSuchKey", "NotFound"):
+            raise missing(key) from exc
+        if code == "NoSuchBucket":
+            raise NotReady(
+                f"the bucket {bucket!r} does not exist; create it first ({where})"
+            ) from exc
+        if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise NotReady(
+                f"S3 refused access to s3://{bucket}/{key} ({code}); check the "
+                "AWS_* credentials this process runs with"
+            ) from exc
+        raise NotReady(f"S3 error {code} on s3://{bucket}/{key}") from exc
+    except NoCredentialsError as exc:
+        raise NotReady(
+            f"no AWS credentials for {where}; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        ) from exc
+    except EndpointConnectionError as exc:
+        raise NotReady(f"cannot reach the S3 endpoint for {where}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise NotReady(f"S3 request for s3://{bucket}/{key} failed: {exc}") from exc
+
+
+def upload_fileobj(client: Any, bucket: str, key: str, fileobj: IO[bytes]) -> None:
+    """Upload ``fileobj`` (from its current position) under ``key``, visible only when complete.
+
+    Multipart above one part's size; s3transfer aborts the upload if a part fails, and an
+    incomplete multipart upload is never visible as an object.
+    """
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=_PART, multipart_chunksize=_PART, max_concurrency=4)
+    with s3_errors(bucket, key):
+        client.upload_fileobj(fileobj, bucket, key, Config=config)
 
 
 class S3ArtifactStore(ArtifactStore):
@@ -129,42 +193,8 @@ class S3ArtifactStore(ArtifactStore):
                     if len(name) == 64:
                         yield name
 
-    @contextmanager
-    def _errors(self, key: str, missing: type[Exception] | None = None) -> Iterator[None]:
-        """S3 client errors as modelcycle errors that name the bucket and key, never a secret."""
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            EndpointConnectionError,
-            NoCredentialsError,
-        )
-
-        try:
-            yield
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if missing is not None and code in ("404", "NoSuchKey", "NotFound"):
-                raise missing(key) from exc
-            if code == "NoSuchBucket":
-                raise NotReady(
-                    f"the bucket {self.bucket!r} does not exist; create it first "
-                    f"(artifact store {self.url})"
-                ) from exc
-            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise NotReady(
-                    f"S3 refused access to s3://{self.bucket}/{key} ({code}); check the "
-                    "AWS_* credentials this process runs with"
-                ) from exc
-            raise NotReady(f"S3 error {code} on s3://{self.bucket}/{key}") from exc
-        except NoCredentialsError as exc:
-            raise NotReady(
-                "no AWS credentials for the s3:// artifact store; set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
-            ) from exc
-        except EndpointConnectionError as exc:
-            raise NotReady(f"cannot reach the S3 endpoint for {self.url}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise NotReady(f"S3 request for s3://{self.bucket}/{key} failed: {exc}") from exc
+    def _errors(self, key: str, missing: type[Exception] | None = None) -> Any:
+        return s3_errors(self.bucket, key, missing=missing, store=self.url)
 
     def _call(self, key: str, fn: Callable[[], T]) -> T:
         with self._errors(key):
@@ -185,21 +215,11 @@ class _S3Upload(Upload):
         self._spool.write(chunk)
 
     def publish(self, sha256: str) -> None:
-        from boto3.s3.transfer import TransferConfig
-
         store = self._store
         key = store.key(check_digest(sha256))
         self._spool.seek(0)
-        # Multipart above one part's size; s3transfer aborts the upload if a part fails, and
-        # an incomplete multipart upload is never visible as an object.
-        config = TransferConfig(
-            multipart_threshold=_PART, multipart_chunksize=_PART, max_concurrency=4
-        )
         try:
-            store._call(
-                key,
-                lambda: store.client.upload_fileobj(self._spool, store.bucket, key, Config=config),
-            )
+            upload_fileobj(store.client, store.bucket, key, self._spool)
         finally:
             self._spool.close()
 
