@@ -345,7 +345,9 @@ class Monitoring:
         spans = _windows(parse_duration(window), since, until, now)
         from modelcycle.scoring import read_feedback, read_predictions
 
-        feedback = read_feedback(self._meta, mv.name)
+        # Unmatched feedback too: it joins on the log's request ids below, and a request the
+        # Parquet sink logged is not in the database to be matched on arrival.
+        feedback = read_feedback(self._meta, mv.name, unmatched=True)
         labels: dict[tuple[str, int | None], Any] = {}
         for rid, idx, label in zip(
             *[feedback.column(c).to_pylist() for c in ("request_id", "row_index", "label")],

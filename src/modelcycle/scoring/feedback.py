@@ -138,6 +138,7 @@ def read_feedback(
     *,
     since: str | datetime | None = None,
     until: str | datetime | None = None,
+    unmatched: bool = False,
 ) -> pa.Table:
     """The feedback for ``model_name``'s logged predictions, oldest first.
 
@@ -147,12 +148,16 @@ def read_feedback(
     A feedback row belongs to the model when it was matched on arrival or its request id is
     in the model's prediction log now. Join with :func:`read_predictions` on
     ``(request_id, row_index)``. ``since``/``until`` filter on ``at`` as there.
+    ``unmatched`` adds the feedback no model was found for on arrival: requests logged by
+    the Parquet sink are not in the database, so a caller joining with the log's request ids
+    (monitoring's performance view) asks for those too.
     """
     f, p = tables.feedback, tables.prediction_log
     logged = select(p.c.request_id).where(p.c.model_name == model_name)
-    query = select(f.c.request_id, f.c.row_index, f.c.label, f.c.at).where(
-        or_(f.c.model_name == model_name, f.c.request_id.in_(logged))
-    )
+    mine = or_(f.c.model_name == model_name, f.c.request_id.in_(logged))
+    if unmatched:
+        mine = or_(mine, f.c.model_name.is_(None))
+    query = select(f.c.request_id, f.c.row_index, f.c.label, f.c.at).where(mine)
     lo, hi = _when(since, "since"), _when(until, "until")
     if lo is not None:
         query = query.where(f.c.at >= lo)

@@ -103,7 +103,9 @@ def test_what_is_submitted_reads_back_the_same(make_sink: Factory, workspace: Wo
     log = PredictionLog(workspace.metadata, "unused", flush_interval=0.02, sink=make_sink(False))
     _run(log, records)
     assert log.stats.dropped_rows == 0
-    assert log.stats.logged_rows == sum(2 if isinstance(r.inputs, np.ndarray) else 1 for r in records)
+    assert log.stats.logged_rows == sum(
+        2 if isinstance(r.inputs, np.ndarray) else 1 for r in records
+    )
     table = read_predictions(workspace.metadata, "m")
     assert table.num_rows == _expected_rows(records)
     assert table.column_names[-6:] == [
