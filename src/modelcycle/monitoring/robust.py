@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
 from modelcycle.monitoring.drift_columns import ColumnDrift, prepare_column
 from modelcycle.monitoring.drift_tests import DRIFT_TESTS
@@ -110,6 +109,8 @@ def _homogeneity_p_value(reference: np.ndarray[Any, Any], current: np.ndarray[An
             np.bincount(inverse[len(reference) :], minlength=len(keys)),
         ]
     )
+    from scipy import stats  # imported when used (drift_tests._jensen_shannon says why)
+
     return float(stats.chi2_contingency(table, correction=False).pvalue)
 
 
