@@ -54,14 +54,18 @@ def test_bundle_contents_and_manifest(dws: Workspace, tmp_path: Path) -> None:
 
     # requirements.lock: exact installed versions of the flavor and the server stack only.
     lock = on_disk["requirements.lock"].decode()
-    pins = dict(
-        line.split("==", 1) for line in lock.splitlines() if line and not line.startswith("#")
+    pins = dict(  # name==version lines; the hashes are on indented continuation lines
+        line.removesuffix(" \\").split("==", 1)
+        for line in lock.splitlines()
+        if line and not line.startswith(("#", " "))
     )
     for dist in ("scikit-learn", "skops", "numpy", "uvicorn", "starlette", "pyarrow"):
         assert pins[dist] == metadata.version(dist), dist
     for absent in ("pytest", "mypy", "dask", "distributed", "plotly", "onnxruntime", "typer"):
         assert absent not in pins, absent
-    assert manifest["requirements"]["hashes"] == "none"  # a workspace with no lock file
+    # A workspace with no lock file: every hash from modelcycle's own lock (tests run in an
+    # environment installed from it; tests/evidence/test_hash_pinning.py has the details).
+    assert manifest["requirements"]["hashes"] == "all"
 
     containerfile = on_disk["Containerfile"].decode()
     assert "ARG BASE_IMAGE" in containerfile
@@ -113,8 +117,9 @@ def test_hashes_come_from_the_workspace_lock(dws: Workspace, tmp_path: Path) -> 
     info = dws.deploy.bundle("credit/1", tmp_path / "b", lock_file=lock)
     text = (info.path / "requirements.lock").read_text()
     assert f"numpy=={numpy_version} \\\n    --hash={fake}\n" in text
-    assert f"scipy=={metadata.version('scipy')}\n" in text  # other version pinned: no hash
-    assert info.manifest["requirements"]["hashes"] == "some"
+    # The workspace lock pins another scipy: its hashes come from modelcycle's own lock.
+    assert f"scipy=={metadata.version('scipy')} \\\n    --hash=sha256:" in text
+    assert info.manifest["requirements"]["hashes"] == "all"
 
 
 def test_verify_catches_a_flipped_byte(dws: Workspace, tmp_path: Path) -> None:
@@ -212,7 +217,7 @@ def test_the_bundle_server_needs_nothing_beyond_its_lock(dws: Workspace, tmp_pat
     image), the bundle server still loads the model, predicts and builds its app."""
     info = dws.deploy.bundle("credit/1", tmp_path / "b")
     lock = (info.path / "requirements.lock").read_text()
-    pinned = [line.split("==")[0] for line in lock.splitlines() if line and line[0] != "#"]
+    pinned = [line.split("==")[0] for line in lock.splitlines() if line and line[0] not in "# "]
     probe = f"""
 import sys, importlib.metadata as md
 allowed = set(sys.stdlib_module_names) | {{"modelcycle", "_distutils_hack"}}

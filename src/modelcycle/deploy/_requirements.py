@@ -5,7 +5,11 @@ plus the scoring server's stack; the closure follows each installed distribution
 ``Requires-Dist`` (extras left out, environment markers evaluated for this interpreter). Every
 version is the one installed here. Wheel hashes are not in an installed distribution's
 metadata, so they come from a hashed lock file (``uv pip compile --generate-hashes`` output)
-when one is given; a package the lock does not know (or pins at another version) gets none.
+when one is given, else from modelcycle's own lock, which ships inside the package
+(``_project_hashes.py``, generated from the repository's ``requirements.lock``), where it pins
+the installed version. A package neither knows at that version gets none. pip checks hashes
+for all requirements or none (one ``--hash`` switches it to hash-checking mode), so a lock in
+which some package has no hash is written with none at all (the SBOM keeps those known).
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ __all__ = [
     "LockedPackage",
     "cyclonedx_sbom",
     "normalize",
+    "parse_hashes",
+    "project_hashes",
     "read_hashes",
     "render_lock",
+    "render_project_hashes",
     "resolve",
 ]
 
@@ -68,6 +75,9 @@ class LockedPackage:
     def purl(self) -> str:
         return f"pkg:pypi/{normalize(self.name)}@{self.version}"
 
+    def without_hashes(self) -> LockedPackage:
+        return LockedPackage(self.name, self.version, (), self.requires)
+
 
 def _marker_ok(requirement: str) -> bool:
     """Whether a Requires-Dist line applies here with no extras asked for."""
@@ -84,11 +94,17 @@ def _marker_ok(requirement: str) -> bool:
     return bool(Marker(marker).evaluate({"extra": ""}))
 
 
-def resolve(roots: Iterable[str], hashes: dict[str, tuple[str, list[str]]]) -> list[LockedPackage]:
+def resolve(
+    roots: Iterable[str],
+    hashes: dict[str, tuple[str, list[str]]],
+    fallback: dict[str, tuple[str, list[str]]] | None = None,
+) -> list[LockedPackage]:
     """The installed distributions ``roots`` need (themselves included), sorted by name.
 
     ``roots`` are names or ``name==version`` pins; a root that is not installed is left out
-    (the flavor's ``requirements`` list only what was installed at registration, too).
+    (the flavor's ``requirements`` list only what was installed at registration, too). A
+    package's hashes come from ``hashes`` when it pins the installed version, else from
+    ``fallback`` (modelcycle's own lock) when that does.
     """
     seen: dict[str, LockedPackage] = {}
     todo = []
@@ -113,8 +129,12 @@ def resolve(roots: Iterable[str], hashes: dict[str, tuple[str, list[str]]]) -> l
             if match:
                 deps.append(match.group(1))
         version = dist.version
-        locked = hashes.get(key)
-        known = tuple(locked[1]) if locked is not None and locked[0] == version else ()
+        known: tuple[str, ...] = ()
+        for source in (hashes, fallback or {}):
+            locked = source.get(key)
+            if locked is not None and locked[0] == version and locked[1]:
+                known = tuple(locked[1])
+                break
         seen[key] = LockedPackage(
             name=dist.metadata["Name"] or name,
             version=version,
@@ -133,9 +153,38 @@ def read_hashes(lock_file: Path | None) -> dict[str, tuple[str, list[str]]]:
     """``{normalised name: (version, [sha256:...])}`` from a pip/uv lock with ``--hash`` lines."""
     if lock_file is None or not lock_file.is_file():
         return {}
+    return parse_hashes(lock_file.read_text(encoding="utf-8"))
+
+
+def project_hashes() -> dict[str, tuple[str, list[str]]]:
+    """modelcycle's own lock (the repository's ``requirements.lock``, shipped in the package)."""
+    from modelcycle.deploy._project_hashes import LOCK
+
+    return parse_hashes(LOCK)
+
+
+def render_project_hashes(lock_text: str) -> str:
+    """The source of ``_project_hashes.py`` for a lock's text: each pin and its hashes, sorted,
+    comments left out (``make``-free regeneration: see tests/evidence/test_hash_pinning.py)."""
+    lines = []
+    for key, (version, found) in sorted(parse_hashes(lock_text).items()):
+        lines.append(f"{key}=={version}")
+        lines.extend(f"    --hash={h}" for h in sorted(found))
+    body = "\n".join(lines)
+    return (
+        '"""modelcycle\'s own lock: every pin of the repository\'s requirements.lock with its '
+        "wheel and\nsdist hashes, so a bundle made by an installed modelcycle pins its packages "
+        "by sha256.\n\nGenerated, do not edit: MODELCYCLE_UPDATE_HASHES=1 pytest "
+        'tests/evidence/test_hash_pinning.py\n"""\n\n'
+        f'LOCK = """\\\n{body}\n"""\n'
+    )
+
+
+def parse_hashes(text: str) -> dict[str, tuple[str, list[str]]]:
+    """:func:`read_hashes` of a lock's text."""
     out: dict[str, tuple[str, list[str]]] = {}
     current: str | None = None
-    for line in lock_file.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         entry = _LOCK_ENTRY.match(line)
         if entry:
             current = normalize(entry.group(1))

@@ -163,9 +163,9 @@ def build_bundle(
     lock_path = lock_file if lock_file is not None else None
     known = reqs.read_hashes(lock_path)
     roots = [*version.requirements, *reqs.SERVER_STACK]
-    packages = reqs.resolve(roots, known)
-    hashed = sum(1 for p in packages if p.hashes)
-    hash_state = "all" if packages and hashed == len(packages) else "some" if hashed else "none"
+    packages = reqs.resolve(roots, known, reqs.project_hashes())
+    unhashed = [p.name for p in packages if not p.hashes]
+    hash_state = "none" if len(unhashed) == len(packages) else "some" if unhashed else "all"
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
     # No model name or version in the file: the same packages give the same bytes, so an image
     # build reuses its cached venv layer for every version (and model) of a flavor.
@@ -176,14 +176,21 @@ def build_bundle(
         + (" --require-hashes" if hash_state == "all" else "")
         + "\n"
         + {
-            "all": "Hashes from the workspace's requirements.lock.",
-            "some": "Hashes from the workspace's requirements.lock where it pins the same "
-            "version;\nothers have none (--require-hashes cannot be used).",
-            "none": "No hashed lock file was found, so no hashes (they are not in installed "
+            "all": "Every package is pinned by sha256: hashes from the workspace's "
+            "requirements.lock,\nelse from modelcycle's own lock, where they pin the installed "
+            "version.",
+            "some": "No hashes: neither the workspace's requirements.lock nor modelcycle's own "
+            "lock pins\nthe installed version of "
+            + ", ".join(unhashed)
+            + ", and pip takes hashes for every\npackage or none (give a hashed lock: "
+            "uv pip compile --generate-hashes).",
+            "none": "No hashes: no hashed lock pins these versions (hashes are not in installed "
             "metadata).",
         }[hash_state]
     )
-    files["requirements.lock"] = reqs.render_lock(packages, header=header).encode()
+    # pip checks hashes for every requirement once one has any: all or none in the file.
+    pinned = packages if hash_state == "all" else [p.without_hashes() for p in packages]
+    files["requirements.lock"] = reqs.render_lock(pinned, header=header).encode()
 
     lineage = {
         "run_id": version.run_id,
@@ -224,6 +231,7 @@ def build_bundle(
             "file": "requirements.lock",
             "packages": len(packages),
             "hashes": hash_state,
+            "unhashed": unhashed if hash_state == "some" else [],
         },
     }
     files["Containerfile"] = tpl.containerfile(
