@@ -106,6 +106,36 @@ def test_cli_never_prints_a_private_key(ws: Workspace) -> None:
     assert not (ws.root / "x.jsonl").exists()  # nothing written when the key is missing
 
 
+def test_a_key_file_others_can_read_is_refused_from_the_cli(ws: Workspace) -> None:
+    """A group- or other-readable key: exit 2, one line naming the file, nothing written."""
+    path = ws.root / ".modelcycle" / "keys" / "other.pem"
+    for mode in (0o640, 0o604):
+        path.chmod(mode)
+        try:
+            done = run_cli("audit", "export", "y.jsonl", "--sign", "--key", "other", cwd=ws.root)
+        finally:
+            path.chmod(0o600)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "readable by group or others" in done.stderr
+        assert "other.pem" in done.stderr
+        assert not (ws.root / "y.jsonl").exists()
+
+
+def test_the_private_key_is_not_in_the_database(ws: Workspace) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_
+
+    key = ws.keys.load()
+    assert isinstance(key.private_key, ec_.EllipticCurvePrivateKey)
+    scalar = key.private_key.private_numbers().private_value.to_bytes(32, "big")
+    pem_lines = (ws.root / ".modelcycle/keys/default.pem").read_text().splitlines()[1:-1]
+    stored = b"".join(p.read_bytes() for p in (ws.root / ".modelcycle").glob("modelcycle.db*"))
+    assert stored  # the SQLite file (and its WAL) of this workspace
+    assert scalar not in stored
+    assert not any(line.encode() in stored for line in pem_lines)
+    assert b"PRIVATE KEY" not in stored
+
+
 def test_group_readable_key_is_refused(tmp_path: Path) -> None:
     ring = KeyRing(tmp_path / "keys")
     key = ring.create("k")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from _cli import run_cli
 from modelcycle import Workspace
-from modelcycle.errors import InvalidInput
+from modelcycle.errors import InvalidInput, NotFound
 from modelcycle.evidence import build_card, build_pack, card_markdown, verify_pack
 
 FEATURES = ["age", "income"]  # the model's inputs (see conftest.py)
@@ -89,18 +90,32 @@ def pack(ews: Workspace, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
     return out, public
 
 
-def test_pack_round_trip_from_the_cli(ews: Workspace, pack: tuple[Path, Path]) -> None:
+def test_pack_round_trip_from_the_cli(
+    ews: Workspace, pack: tuple[Path, Path], tmp_path: Path
+) -> None:
     out, public = pack
     names = zipfile.ZipFile(out).namelist()
     for member in ("README.md", "MANIFEST.json", "MANIFEST.json.dsse.json", "audit/audit.jsonl",
                    "audit/audit.jsonl.dsse.json", "audit/index.json", "cards/credit-2.md",
-                   "cards/credit-1.md", "promotions.json", "drift/checks.json"):  # fmt: skip
+                   "cards/credit-1.md", "promotions.json", "drift/checks.json",
+                   "verify_audit_export.py"):  # fmt: skip
         assert member in names
     proc = run_cli("audit", "verify", "--pack", str(out), "--public-key", str(public),
                    cwd=ews.root)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout
     assert "credit-2.md" in proc.stdout
+    # The pack's own copy of the stand-alone checker verifies the pack's export.
+    with zipfile.ZipFile(out) as zf:
+        for name in ("verify_audit_export.py", "audit/audit.jsonl", "audit/audit.jsonl.dsse.json"):
+            (tmp_path / Path(name).name).write_bytes(zf.read(name))
+    checked = subprocess.run(
+        [sys.executable, "-I", str(tmp_path / "verify_audit_export.py"),
+         str(tmp_path / "audit.jsonl"), str(public)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.startswith("OK: ")
 
 
 def _rewrite(src: Path, dst: Path, change: dict[str, bytes | None], extra: list[zipfile.ZipInfo]
@@ -132,6 +147,13 @@ def test_a_replaced_member_is_named(pack: tuple[Path, Path], tmp_path: Path) -> 
     assert verify_pack(unsigned, key)[0] == "MANIFEST.json.dsse.json: the pack is not signed"
 
 
+def test_signing_with_a_missing_key_writes_nothing(ews: Workspace, tmp_path: Path) -> None:
+    out = tmp_path / "evidence.zip"
+    with pytest.raises(NotFound, match="no signing key 'nokey'"):
+        build_pack(ews, "credit", out, sign=True, key="nokey")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_another_key_is_refused(ews: Workspace, pack: tuple[Path, Path]) -> None:
     other = ews.keys.ring.create("other-pack-key")
     problem, _ = verify_pack(pack[0], other.public_key)
@@ -152,6 +174,15 @@ def test_traversal_and_symlink_members_are_refused(pack: tuple[Path, Path], tmp_
     with pytest.raises(InvalidInput, match="is a symbolic link"):
         verify_pack(linked, key)
     assert not (tmp_path.parent / "x").exists()
+    # From the CLI: exit 2 and one line naming the member; nothing extracted anywhere.
+    before = set(tmp_path.parent.iterdir())
+    for bad, why in ((evil, "'../x' points outside the pack"), (linked, "is a symbolic link")):
+        done = run_cli("audit", "verify", "--pack", str(bad), "--public-key", str(pack[1]),
+                       cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert why in done.stderr
+    assert set(tmp_path.parent.iterdir()) == before
     manifest = json.loads(zipfile.ZipFile(pack[0]).read("MANIFEST.json"))
     assert manifest["model"] == "credit"
     assert not any("PRIVATE KEY" in zipfile.ZipFile(pack[0]).read(n).decode("utf-8", "replace")
