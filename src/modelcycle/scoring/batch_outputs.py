@@ -87,6 +87,7 @@ def output_text(text: str | os.PathLike[str]) -> str:
     value = os.fspath(text)
     if value.startswith("s3://"):
         return value.rstrip("/") + "/"
+    _refuse_scheme(value)
     return str(Path(value).expanduser().resolve())
 
 
@@ -97,6 +98,11 @@ def open_output(text: str) -> OutputLocation:
 
         bucket, prefix = parse_s3_url(text, field="output")
         return S3Output(bucket, prefix)
+    _refuse_scheme(text)
+    return LocalOutput(Path(text))
+
+
+def _refuse_scheme(text: str) -> None:
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
         raise InvalidInput(
@@ -104,7 +110,6 @@ def open_output(text: str) -> OutputLocation:
             "s3://bucket/prefix/",
             field="output",
         )
-    return LocalOutput(Path(text))
 
 
 class LocalOutput(OutputLocation):

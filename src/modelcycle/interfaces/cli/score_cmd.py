@@ -29,14 +29,16 @@ def score(
         None, "--input", "-i", help="Parquet file/folder/glob, CSV, JSON lines, or data:NAME@V."
     ),
     output: str | None = typer.Option(
-        None, "--output", "-o", help="Folder for the output parts (new or empty)."
+        None, "--output", "-o", help="Folder or s3://bucket/prefix/ for the parts (new or empty)."
     ),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or dask."),
     scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT (engine dask)."
+        None,
+        "--scheduler",
+        help="Dask scheduler tcp://HOST:PORT (engine dask; default: a local cluster).",
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Worker processes of the local engine (default: cores)."
+        None, "--workers", min=1, help="Worker processes, local engine or cluster (default: cores)."
     ),
     chunk_rows: int | None = typer.Option(
         None, "--chunk-rows", min=1, help="Rows per chunk/part (default 32768)."
@@ -112,7 +114,8 @@ def score(
     )
     if rejected:
         console.print(
-            f"{rejected} bad rows left out, listed in {escape(job.output)}/_rejects.csv",
+            f"{rejected} bad rows left out, listed in "
+            f"{escape(job.output.rstrip('/'))}/_rejects.csv",
             highlight=False,
         )
 
