@@ -11,13 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pyarrow as pa
 import pytest
 from _scoring_helpers import ServerProcess, ridge_frame, rows_of
 from sklearn.linear_model import Ridge
 
 from _cli import run_cli
 from modelcycle import Workspace, init_workspace
-from modelcycle.scoring import read_predictions
+from modelcycle.scoring import LogRecord, PredictionLog, read_predictions
+from modelcycle.scoring.log_sinks import SinkOptions, sink_class
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +140,28 @@ def test_a_bad_log_sink_exits_2_naming_the_key(ws: Workspace) -> None:
     assert "scoring.log_sink" in proc.stderr
     assert "database, parquet" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_spill_command_commits_spilled_parts(ws: Workspace, tmp_path: Path) -> None:
+    spill = ws.settings.state_dir / "spill"
+    (tmp_path / "a-file").write_text("not a folder")
+    options = SinkOptions(ws.metadata, spill, artifacts_url=str(tmp_path / "a-file" / "store"))
+    log = PredictionLog(ws.metadata, spill, sink=sink_class("parquet")(options, None))
+    log.start(ingest_leftovers=False)
+    frame, _ = ridge_frame()
+    ids = [f"cli-{i}" for i in range(5)]
+    for i, rid in enumerate(ids):
+        log.submit(
+            LogRecord(rid, "ridgek", 1, pa.Table.from_pandas(frame.iloc[i : i + 1]),
+                      np.array([0.5]), None, None, 1.0, time.time())
+        )  # fmt: skip
+    log.close()
+    assert log.stats.spilled_rows == 5
+    _configure(ws, '[scoring]\nlog_sink = "parquet"\n')
+    try:
+        proc = run_cli("predictions", "ingest-spill", cwd=ws.root)
+    finally:
+        _configure(ws, "")
+    assert proc.returncode == 0, proc.stderr
+    assert "Ingested 5 row(s) from 1 spill file(s)" in proc.stdout
+    assert _logged(ws, "cli", "ridgek") == set(ids)

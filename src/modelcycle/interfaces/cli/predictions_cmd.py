@@ -12,12 +12,18 @@ app = typer.Typer(help="The prediction log of the scoring servers.", no_args_is_
 
 @app.command("ingest-spill")
 def ingest_spill() -> None:
-    """Move rows a server spilled to .modelcycle/spill/ (database down) into the database."""
+    """Move what a server spilled to .modelcycle/spill/ (database or object store down) to the
+    prediction log's sink ([scoring] log_sink)."""
     # Imported here: the scoring stack costs a second every other command skips.
-    from modelcycle.scoring import ingest_spill as ingest
+    from modelcycle.scoring.log_sinks import open_log_sink
 
     with open_workspace() as ws:
-        done = ingest(ws.metadata, ws.root / STATE_DIR / "spill")
+        spill = ws.root / STATE_DIR / "spill"
+        settings = ws.settings
+        sink = open_log_sink(
+            settings.config, ws.metadata, spill, artifacts_url=settings.artifacts_url
+        )
+        done = sink.ingest_spill()
     console.print(
         f"Ingested {done.rows} row(s) from {done.files} spill file(s)"
         + (f"; {done.busy_files} still open by a running server" if done.busy_files else "")

@@ -13,6 +13,7 @@ request of the part asked for them, ``probabilities`` (a list per row, in class 
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -37,15 +38,22 @@ def _micros(at: str | float) -> int:
 
 def hour_of(micros: int) -> str:
     """The partition hour of a time: ``YYYY-MM-DDTHH`` (UTC)."""
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).strftime("%Y-%m-%dT%H")
+    return _hour_text(micros // 3_600_000_000)
+
+
+@functools.lru_cache(maxsize=64)
+def _hour_text(hour: int) -> str:
+    return datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H")
 
 
 def group_records(records: list[LogRecord]) -> dict[tuple[str, str], list[LogRecord]]:
     """Records by (model name, hour): one Parquet part each."""
-    groups: dict[tuple[str, str], list[LogRecord]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[LogRecord]] = defaultdict(list)
     for rec in records:
-        groups[(rec.model_name, hour_of(_micros(rec.at)))].append(rec)
-    return groups
+        at = rec.at
+        hour = int(at // 3600) if isinstance(at, float) else _micros(at) // 3_600_000_000
+        groups[(rec.model_name, hour)].append(rec)
+    return {(name, _hour_text(hour)): group for (name, hour), group in groups.items()}
 
 
 def _inputs(records: list[LogRecord]) -> pa.Table:
@@ -87,6 +95,14 @@ def _probabilities(rec: LogRecord, n: int) -> pa.Array:
     flat = pa.array(matrix.reshape(-1))
     offsets = pa.array(np.arange(0, matrix.size + 1, max(matrix.shape[1], 1), dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _predictions(records: list[LogRecord], counts: np.ndarray) -> pa.Array:
+    preds = [r.predictions for r in records]
+    if all(p is not None and p.ndim == 1 and p.dtype.kind in "biuf" for p in preds):
+        # The common case (numeric labels or values): one concatenation, one Arrow array.
+        return pa.array(np.concatenate(preds))  # type: ignore[arg-type]
+    return _concat([_answers(r, int(n)) for r, n in zip(records, counts, strict=True)])
 
 
 def _concat(arrays: list[pa.Array]) -> pa.Array:
@@ -134,7 +150,7 @@ def records_table(records: list[LogRecord]) -> pa.Table:
             from_pandas=True,  # NaN (no latency known) as null
         ),
         "inputs": struct,
-        "prediction": _concat([_answers(r, int(n)) for r, n in zip(records, counts, strict=True)]),
+        "prediction": _predictions(records, counts),
     }
     if any(r.probabilities is not None for r in records):
         columns["probabilities"] = pa.concat_arrays(
