@@ -78,13 +78,14 @@ def build_workspace(root: Path) -> Site:
         data="credit@1", target="default", model="logreg", seed=7, params={"C": 0.5}, progress=False
     )
     site.runs = [first.id, second.id]
-    ws.registry.promote("credit/1", to="champion", force=True, reason="first champion")
     check = ws.monitoring.drift("data:credit@1", "data:credit@2")
     site.check = check.id or 0
     ws.deploy("credit/1", endpoint="credit")  # a local process, stopped by the fixture's end
     _score_and_label(ws, "credit")
-    # A check of the champion's logged inputs (one column): the overview's drift sparkline.
-    ws.monitoring.drift(model="credit@champion", window="1h", columns=["age"])
+    # A check of credit/1's logged inputs (one column): the overview's drift sparkline. Before
+    # the promotion, so the newest event on model:credit/1 stays the alias move.
+    ws.monitoring.drift(model="credit/1", window="1h", columns=["age"])
+    ws.registry.promote("credit/1", to="champion", force=True, reason="first champion")
     job, _ = ws.automations.queue.enqueue("note", {"text": "from the console tests"})
     site.job = job.id
     store = TokenStore(ws.metadata, ws.actor)

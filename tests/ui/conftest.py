@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from _console import CHROMIUM, CHROMIUM_ARGS, Site, build_workspace, serve
@@ -63,8 +63,11 @@ class Watched:
         if msg.type == "error":
             self.errors.append(f"console: {msg.text}")
 
-    def goto(self, path: str) -> Page:
-        self.page.goto(self.site.url + path)
+    def goto(self, path: str, *, wait_until: Literal["load", "commit"] = "load") -> Page:
+        """Open ``path``; ``wait_until="commit"`` for a page that carries Plotly, whose "load"
+        waits for its 4.6 MB bundle to parse (over 10 s on a busy machine): the checks that
+        follow wait for what they look at."""
+        self.page.goto(self.site.url + path, wait_until=wait_until)
         return self.page
 
     def wait_for_chart(self) -> None:

@@ -34,7 +34,7 @@ def test_datasets_versions_profile_and_diff(web: Watched) -> None:
 
 def test_reader_sees_no_deployment_actions(web: Watched) -> None:
     web.sign_in("reader")
-    page = web.goto("/deployments/credit")
+    page = web.goto("/deployments/credit", wait_until="commit")
     expect(page.get_by_role("heading", level=1)).to_have_text("Endpoint credit")
     expect(page.get_by_role("link", name=re.compile("Roll back|Stop"))).to_have_count(0)
     with httpx.Client(base_url=web.site.url) as client:
@@ -67,7 +67,9 @@ def test_operator_deploys_rolls_back_and_stops_with_confirmation(web: Watched) -
     expect(page.get_by_text("Serving credit/2")).to_contain_text("running")
     url = web.site.ws.deploy.active("credit").url
     assert httpx.get(url + "/v2/health/ready", timeout=10).status_code == 200
-    page.reload()
+    # Not until "load": the page now carries Plotly (4.6 MB), slow to parse on a busy machine;
+    # the checks below wait for what they look at.
+    page.reload(wait_until="commit")
     live = page.locator("#router tbody tr").first
     expect(live).to_contain_text("live")
     expect(live.locator("td").nth(1)).to_have_text(re.compile(r"^[1-9]"))  # requests counted
@@ -90,7 +92,7 @@ def test_operator_deploys_rolls_back_and_stops_with_confirmation(web: Watched) -
     web.expected.append("status of 400")
     page.get_by_role("button", name="Roll back credit").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("400")
-    web.goto("/deployments/credit?confirm=rollback")
+    web.goto("/deployments/credit?confirm=rollback", wait_until="commit")
     page.get_by_label("to confirm").fill("credit")
     page.get_by_role("button", name="Roll back credit").click(timeout=120_000)
     expect(page).to_have_url(web.site.url + "/deployments/credit")
