@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import bisect
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from modelcycle.errors import InvalidInput
 from modelcycle.interfaces.http.auth import Reader
-from modelcycle.interfaces.http.fast import json_page, run_item
+from modelcycle.interfaces.http.fast import json_page, on_loop_if, run_item
 from modelcycle.interfaces.http.paging import Cursor, Limit, Page, decode_cursor, page_of
 from modelcycle.interfaces.http.schemas import (
     DatasetOut,
@@ -21,6 +22,7 @@ from modelcycle.interfaces.http.schemas import (
     RunDetail,
     RunOut,
 )
+from modelcycle.statuses import RunStatus
 
 __all__ = ["router"]
 
@@ -31,11 +33,11 @@ RunId = Annotated[str, Path(min_length=4, max_length=64)]
 
 
 @router.get("/runs", tags=["runs"], response_model=Page[RunOut])
-def list_runs(
+async def list_runs(
     caller: Reader,
     request: Request,
     pipeline: Annotated[str | None, Query(max_length=200)] = None,
-    status: Literal["running", "succeeded", "failed"] | None = None,
+    status: RunStatus | None = None,
     dataset: Annotated[str | None, Query(max_length=200, description="NAME@VERSION")] = None,
     model: Annotated[str | None, Query(max_length=200, description="NAME/VERSION")] = None,
     sort: Annotated[
@@ -53,46 +55,55 @@ def list_runs(
     or sorted by a metric (runs without it come last)."""
     pipelines = caller.ws.pipelines
     if request.app.state.stale_sweep.due():
-        pipelines.sweep_stale()
+        await run_in_threadpool(pipelines.sweep_stale)
 
-    def wanted(row: dict[str, Any]) -> bool:
-        # Only these filters need a JSON column decoded; the page shows the stored text.
-        return (dataset is None or dataset in orjson.loads(row["datasets"])) and (
-            model is None or model in orjson.loads(row["models"])
-        )
+    def page() -> Response:
+        def wanted(row: dict[str, Any]) -> bool:
+            # Only these filters need a JSON column decoded; the page shows the stored text.
+            return (dataset is None or dataset in orjson.loads(row["datasets"])) and (
+                model is None or model in orjson.loads(row["models"])
+            )
 
-    if sort is not None:
-        metric, sign = sort.lstrip("-"), -1.0 if sort.startswith("-") else 1.0
-        keyed: list[tuple[tuple[int, float, str], dict[str, Any]]] = []
-        for row in pipelines.run_rows(pipeline=pipeline, status=status):
-            if wanted(row):
-                value = orjson.loads(row["metrics"]).get(metric)
-                k = (0, sign * value, row["id"]) if value is not None else (1, 0.0, row["id"])
-                keyed.append((k, row))
-        keyed.sort(key=lambda kr: kr[0])
-        start = 0
-        after_key = decode_cursor(cursor, arity=3)
-        if after_key is not None:
-            try:
-                marker = (int(after_key[0]), float(after_key[1]), str(after_key[2]))
-            except (TypeError, ValueError):
-                raise InvalidInput("is not a cursor of this list", field="cursor") from None
-            start = bisect.bisect_right([k for k, _ in keyed], marker)
-        window = keyed[start : start + limit + 1]
-        keys = {row["id"]: k for k, row in window}
-        items = [run_item(row) for _, row in window]
-        return json_page(request, items, limit, lambda item: keys[item["id"]])
-    after = decode_cursor(cursor, arity=2)
-    last = (str(after[0]), str(after[1])) if after is not None else None
-    found: list[dict[str, Any]] = []
-    # Data set and model filters look inside each run's lists, so pages are read until full.
-    while len(found) <= limit:
-        batch = pipelines.run_rows(pipeline=pipeline, status=status, limit=limit + 1, after=last)
-        found += [run_item(r) for r in batch if wanted(r)]
-        if len(batch) <= limit:
-            break
-        last = (batch[-1]["started_at"], batch[-1]["id"])
-    return json_page(request, found, limit, lambda r: (r["started_at"], r["id"]))
+        if sort is not None:
+            metric, sign = sort.lstrip("-"), -1.0 if sort.startswith("-") else 1.0
+            keyed: list[tuple[tuple[int, float, str], dict[str, Any]]] = []
+            for row in pipelines.run_rows(pipeline=pipeline, status=status):
+                if wanted(row):
+                    value = orjson.loads(row["metrics"]).get(metric)
+                    k = (0, sign * value, row["id"]) if value is not None else (1, 0.0, row["id"])
+                    keyed.append((k, row))
+            keyed.sort(key=lambda kr: kr[0])
+            start = 0
+            after_key = decode_cursor(cursor, arity=3)
+            if after_key is not None:
+                try:
+                    marker = (int(after_key[0]), float(after_key[1]), str(after_key[2]))
+                except (TypeError, ValueError):
+                    raise InvalidInput("is not a cursor of this list", field="cursor") from None
+                start = bisect.bisect_right([k for k, _ in keyed], marker)
+            window = keyed[start : start + limit + 1]
+            keys = {row["id"]: k for k, row in window}
+            items = [run_item(row) for _, row in window]
+            return json_page(request, items, limit, lambda item: keys[item["id"]])
+        after = decode_cursor(cursor, arity=2)
+        last = (str(after[0]), str(after[1])) if after is not None else None
+        found: list[dict[str, Any]] = []
+        # Data set and model filters look inside each run's lists, so pages are read until full.
+        while len(found) <= limit:
+            batch = pipelines.run_rows(
+                pipeline=pipeline, status=status, limit=limit + 1, after=last
+            )
+            found += [run_item(r) for r in batch if wanted(r)]
+            if len(batch) <= limit:
+                break
+            last = (batch[-1]["started_at"], batch[-1]["id"])
+        return json_page(request, found, limit, lambda r: (r["started_at"], r["id"]))
+
+    # The newest runs, unfiltered, are an index range; filters and sorts may scan them all.
+    bounded = (
+        sort is None and pipeline is None and status is None and dataset is None and model is None
+    )
+    return await on_loop_if(bounded, page)
 
 
 @router.get("/runs/compare", tags=["runs"])
