@@ -8,8 +8,9 @@ Fills a throw-away workspace (bulk inserts through the store's audited write pat
 ``modelcycle server`` as a subprocess on 127.0.0.1, and measures each query at concurrency 1
 and 8: with ``wrk`` when it is installed (as ../shared/bench/measure.sh does), else with a
 bounded keep-alive Python client. The floor runs the same SQL (same ORDER BY and LIMIT) on the
-same database with 1 and 8 threads. Prints p50/p99 (ms), requests/s, and the ratio
-API req/s / floor req/s. PostgreSQL is started here (tests/_pg.py) for ``--backend postgresql``.
+same database with 1 and 8 threads, after 2 s of warm-up at concurrency 8 per query. Prints
+p50/p99 (ms), requests/s, and the ratio API req/s / floor req/s. PostgreSQL is started here
+(tests/_pg.py) for ``--backend postgresql``.
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ def main() -> None:
               f"{args.seconds:g} s per cell")  # fmt: skip
         header = f"{'query':8} {'c':>2} | {'API p50':>8} {'p99':>8} {'req/s':>8} | "
         print(header + f"{'floor p50':>9} {'p99':>8} {'req/s':>8} | {'ratio':>5}")
+        for path in QUERIES.values():
+            # Each worker's first requests pay one-time costs (imports, compiled statements, the
+            # first pooled connections); the harness warms its servers up too.
+            measure_http(base + path, token, 8, 2.0)
         for name, path in QUERIES.items():
             for c in (1, 8):
                 api = measure_http(base + path, token, c, args.seconds)
