@@ -46,6 +46,7 @@ from modelcycle.automations.notify_config import (
 from modelcycle.automations.queue import JobQueue, RetryPolicy
 from modelcycle.automations.schedules import Schedule
 from modelcycle.entities import AuditEvent, Job
+from modelcycle.statuses import JobState
 from modelcycle.store import AuditFilter, MetadataStore, tables
 
 __all__ = [
@@ -244,7 +245,7 @@ class Notifications:
         row = {
             "id": job_id, "kind": NOTIFY_KIND, "rule": f"notify:{entry.name}", "event_seq": None,
             "idempotency_key": f"notify:{entry.name}:{VERIFY_FAILED}:{message.id}",
-            "state": "queued", "attempts": 0, "max_attempts": self._max_attempts,
+            "state": JobState.QUEUED, "attempts": 0, "max_attempts": self._max_attempts,
             "params": canonical_json(params), "result": None, "error": None,
             "log": "queued by the scheduled audit verification (unaudited: the chain is broken)\n",
             "lease_owner": None, "lease_expires_at": None, "run_after": now,
@@ -266,8 +267,8 @@ class Notifications:
                 job = self._set(job, attempts=attempt, error=error)
                 delay = self._policy(job)
                 if delay is None:
-                    self._set(job, state="dead")
-                    return {"notifier": entry.name, "delivery": message.id, "state": "dead"}
+                    self._set(job, state=JobState.DEAD)
+                    return {"notifier": entry.name, "delivery": message.id, "state": JobState.DEAD}
                 if attempt < _ALARM_ATTEMPTS:
                     self._sleep(delay)
                     continue
@@ -275,10 +276,12 @@ class Notifications:
                 self._set(
                     job, run_after=utc_timestamp(datetime.now(UTC) + timedelta(seconds=delay))
                 )
-                return {"notifier": entry.name, "delivery": message.id, "state": "queued"}
+                return {"notifier": entry.name, "delivery": message.id, "state": JobState.QUEUED}
             result = {"delivery": message.id, "channel": entry.channel, "receipt": receipt}
-            self._set(job, state="succeeded", attempts=attempt, result=canonical_json(result))
-            return {"notifier": entry.name, "delivery": message.id, "state": "succeeded"}
+            self._set(
+                job, state=JobState.SUCCEEDED, attempts=attempt, result=canonical_json(result)
+            )
+            return {"notifier": entry.name, "delivery": message.id, "state": JobState.SUCCEEDED}
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _set(self, job: Job, **values: Any) -> Job:

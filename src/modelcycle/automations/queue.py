@@ -30,6 +30,7 @@ from sqlalchemy import and_, or_, select, update
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.entities import Job
 from modelcycle.errors import Conflict, InvalidInput, NotFound
+from modelcycle.statuses import JobState
 from modelcycle.store import MetadataStore, tables
 
 __all__ = ["JOB_STATES", "JobQueue", "RetryPolicy"]
@@ -37,7 +38,8 @@ __all__ = ["JOB_STATES", "JobQueue", "RetryPolicy"]
 # Seconds until a failed job's next attempt, or None to give up (dead); per job kind.
 RetryPolicy = Callable[[Job], float | None]
 
-JOB_STATES = ("queued", "running", "succeeded", "dead", "cancelled")
+# The queue's states, for the CLI's choices and the state filter (JobState is the definition).
+JOB_STATES = tuple(JobState)
 _LOG_LIMIT = 20_000  # characters of log kept per job (the tail)
 
 
@@ -127,7 +129,7 @@ class JobQueue:
             "rule": rule,
             "event_seq": event_seq,
             "idempotency_key": key,
-            "state": "cancelled" if cancelled else "queued",
+            "state": JobState.CANCELLED if cancelled else JobState.QUEUED,
             "attempts": 0,
             "max_attempts": max_attempts,
             "params": canonical_json(dict(params)),
@@ -158,8 +160,8 @@ class JobQueue:
         t = tables.jobs
         now = utc_timestamp()
         runnable = or_(
-            and_(t.c.state == "queued", t.c.run_after <= now),
-            and_(t.c.state == "running", t.c.lease_expires_at < now),
+            and_(t.c.state == JobState.QUEUED, t.c.run_after <= now),
+            and_(t.c.state == JobState.RUNNING, t.c.lease_expires_at < now),
         )
         # Cheap read first: an idle worker must not write (and audit) anything.
         with self._meta.read() as conn:
@@ -178,7 +180,7 @@ class JobQueue:
                     raise _Existing(None)
                 job = _to_job(row)
                 values = {
-                    "state": "running",
+                    "state": JobState.RUNNING,
                     "attempts": job.attempts + 1,
                     "lease_owner": owner,
                     "lease_expires_at": _later(lease_seconds),
@@ -189,7 +191,7 @@ class JobQueue:
                 tx.payload.update(
                     attempt=job.attempts + 1,
                     worker=owner,
-                    reclaimed_from=job.lease_owner if job.state == "running" else None,
+                    reclaimed_from=job.lease_owner if job.state == JobState.RUNNING else None,
                 )
         except _Existing:
             return None
@@ -201,14 +203,16 @@ class JobQueue:
         with self._meta.unaudited() as conn:
             changed = conn.execute(
                 update(t)
-                .where(t.c.id == job.id, t.c.lease_owner == owner, t.c.state == "running")
+                .where(t.c.id == job.id, t.c.lease_owner == owner, t.c.state == JobState.RUNNING)
                 .values(lease_expires_at=_later(lease_seconds))
             ).rowcount
         return bool(changed)
 
     def complete(self, job: Job, owner: str, result: Mapping[str, Any], log: str = "") -> Job:
         """Mark the job succeeded with its result."""
-        return self._finish(job, owner, "job.succeeded", state="succeeded", result=result, log=log)
+        return self._finish(
+            job, owner, "job.succeeded", state=JobState.SUCCEEDED, result=result, log=log
+        )
 
     def fail(self, job: Job, owner: str, error: str, log: str = "") -> Job:
         """Retry later with exponential backoff, or give up (dead, event ``job.failed``)."""
@@ -219,10 +223,10 @@ class JobQueue:
             delay = policy(current) if policy else self._backoff * 2 ** (current.attempts - 1)
         if delay is not None:
             return self._finish(
-                job, owner, "job.retrying", state="queued", error=error, log=log,
+                job, owner, "job.retrying", state=JobState.QUEUED, error=error, log=log,
                 run_after=_later(delay), extra={"retry_in_s": delay},
             )  # fmt: skip
-        return self._finish(job, owner, "job.failed", state="dead", error=error, log=log)
+        return self._finish(job, owner, "job.failed", state=JobState.DEAD, error=error, log=log)
 
     def _finish(
         self,
@@ -240,7 +244,7 @@ class JobQueue:
         t = tables.jobs
         with self._meta.write(actor=self._actor, action=action, subject=f"job:{job.id}") as tx:
             row = tx.conn.execute(select(t).where(t.c.id == job.id)).one()
-            if row.state != "running" or row.lease_owner != owner:
+            if row.state != JobState.RUNNING or row.lease_owner != owner:
                 raise Conflict(
                     f"job {job.id} is no longer leased to {owner} (state {row.state}, "
                     f"lease holder {row.lease_owner}); its result is discarded"
@@ -270,7 +274,7 @@ class JobQueue:
     def retry(self, job_id: str) -> Job:
         """Queue a dead or cancelled job again, with a fresh set of attempts."""
         job = self.get(job_id)
-        if job.state not in ("dead", "cancelled"):
+        if job.state not in (JobState.DEAD, JobState.CANCELLED):
             raise Conflict(f"job {job.id} is {job.state}; only dead or cancelled jobs are retried")
         t = tables.jobs
         with self._meta.write(
@@ -280,7 +284,7 @@ class JobQueue:
                 update(t)
                 .where(t.c.id == job.id)
                 .values(
-                    state="queued", attempts=0, run_after=utc_timestamp(), error=None,
+                    state=JobState.QUEUED, attempts=0, run_after=utc_timestamp(), error=None,
                     updated_at=utc_timestamp(),
                 )
             )  # fmt: skip
@@ -290,7 +294,7 @@ class JobQueue:
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job (a running job's result will be discarded)."""
         job = self.get(job_id)
-        if job.state not in ("queued", "running"):
+        if job.state not in (JobState.QUEUED, JobState.RUNNING):
             raise Conflict(
                 f"job {job.id} is {job.state}; only queued or running jobs are cancelled"
             )
@@ -301,7 +305,7 @@ class JobQueue:
             tx.conn.execute(
                 update(t)
                 .where(t.c.id == job.id)
-                .values(state="cancelled", lease_owner=None, updated_at=utc_timestamp())
+                .values(state=JobState.CANCELLED, lease_owner=None, updated_at=utc_timestamp())
             )
         return self.get(job.id)
 

@@ -22,6 +22,7 @@ from modelcycle.deploy._alias_follow import carry_alias_back
 from modelcycle.deploy.targets import Instance
 from modelcycle.errors import Conflict, NotFound
 from modelcycle.names import validate_name
+from modelcycle.statuses import DeploymentStatus
 from modelcycle.store import MetadataStore, tables
 
 if TYPE_CHECKING:
@@ -29,23 +30,10 @@ if TYPE_CHECKING:
     from modelcycle.registry import ModelRegistry
 
 __all__ = [
-    "ACTIVE",
-    "FAILED",
-    "REPLACED",
-    "ROLLED_BACK",
-    "STOPPED",
-    "WRITTEN",
     "Attempt",
     "Deployment",
     "DeploymentRecords",
 ]
-
-ACTIVE = "active"
-REPLACED = "replaced"
-STOPPED = "stopped"
-FAILED = "failed"
-ROLLED_BACK = "rolled_back"
-WRITTEN = "written"  # kubernetes manifests written, not applied (no kubectl here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +178,7 @@ class DeploymentRecords:
         d = tables.deployments
         with self._meta.read() as conn:
             row = conn.execute(
-                select(d).where(d.c.endpoint == endpoint, d.c.status == ACTIVE)
+                select(d).where(d.c.endpoint == endpoint, d.c.status == DeploymentStatus.ACTIVE)
             ).first()
         return _row_to_deployment(row) if row is not None else None
 
@@ -201,7 +189,7 @@ class DeploymentRecords:
         if endpoint is not None:
             query = query.where(d.c.endpoint == validate_name(endpoint, field="endpoint"))
         if not all:
-            query = query.where(d.c.status == ACTIVE)
+            query = query.where(d.c.status == DeploymentStatus.ACTIVE)
         with self._meta.read() as conn:
             rows = conn.execute(query).all()
         return [_row_to_deployment(r) for r in rows]
@@ -248,7 +236,9 @@ class DeploymentRecords:
             },
         ) as tx:
             current = tx.conn.execute(
-                select(d.c.id).where(d.c.endpoint == attempt.endpoint, d.c.status == ACTIVE)
+                select(d.c.id).where(
+                    d.c.endpoint == attempt.endpoint, d.c.status == DeploymentStatus.ACTIVE
+                )
             ).scalar()
             expected = expected_blue.id if expected_blue is not None else None
             if current != expected:
@@ -258,23 +248,32 @@ class DeploymentRecords:
                 )
             if current is not None:
                 tx.conn.execute(
-                    update(d).where(d.c.id == current).values(status=REPLACED, updated_at=now)
+                    update(d)
+                    .where(d.c.id == current)
+                    .values(status=DeploymentStatus.REPLACED, updated_at=now)
                 )
             if on_demand and expected_blue is not None:
                 full = carry_alias_back(
                     self._registry, tx, full, left=expected_blue, to=attempt.model_version,
                     deployment=attempt.id,
                 )  # fmt: skip
-            self._insert(tx.conn, attempt, status=ACTIVE, url=attempt.front, details=full, now=now)
+            self._insert(
+                tx.conn,
+                attempt,
+                status=DeploymentStatus.ACTIVE,
+                url=attempt.front,
+                details=full,
+                now=now,
+            )
             move_traffic()
 
     def failed(self, attempt: Attempt, result: RolloutResult, *, blue_running: bool) -> Deployment:
         """The new version never took traffic: ``rolled_back`` beside a running blue, else
         ``failed``. Returns the recorded row."""
         status, action = (
-            (ROLLED_BACK, "deployment.rolled_back")
+            (DeploymentStatus.ROLLED_BACK, "deployment.rolled_back")
             if blue_running
-            else (FAILED, "deployment.failed")
+            else (DeploymentStatus.FAILED, "deployment.failed")
         )
         full = {
             **attempt.details,
@@ -334,10 +333,17 @@ class DeploymentRecords:
             tx.conn.execute(
                 update(d)
                 .where(d.c.id == attempt.id)
-                .values(status=ROLLED_BACK, url=None, details=canonical_json(full), updated_at=now)
+                .values(
+                    status=DeploymentStatus.ROLLED_BACK,
+                    url=None,
+                    details=canonical_json(full),
+                    updated_at=now,
+                )
             )
             tx.conn.execute(
-                update(d).where(d.c.id == blue.id).values(status=ACTIVE, updated_at=now)
+                update(d)
+                .where(d.c.id == blue.id)
+                .values(status=DeploymentStatus.ACTIVE, updated_at=now)
             )
             point_back()
 
@@ -384,9 +390,11 @@ class DeploymentRecords:
                 "reason": reason,
             },
         ) as tx:
-            if status == ACTIVE and previous is not None:
+            if status == DeploymentStatus.ACTIVE and previous is not None:
                 tx.conn.execute(
-                    update(d).where(d.c.id == previous.id).values(status=REPLACED, updated_at=now)
+                    update(d)
+                    .where(d.c.id == previous.id)
+                    .values(status=DeploymentStatus.REPLACED, updated_at=now)
                 )
             self._insert(
                 tx.conn, attempt, status=status, url=None, details=dict(attempt.details), now=now
@@ -406,8 +414,8 @@ class DeploymentRecords:
         ) as tx:
             tx.conn.execute(
                 update(d)
-                .where(d.c.id == current.id, d.c.status == ACTIVE)
-                .values(status=STOPPED, updated_at=utc_timestamp())
+                .where(d.c.id == current.id, d.c.status == DeploymentStatus.ACTIVE)
+                .values(status=DeploymentStatus.STOPPED, updated_at=utc_timestamp())
             )
             clear_pointer()
         return self.get(current.id)

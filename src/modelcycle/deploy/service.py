@@ -26,10 +26,6 @@ from typing import TYPE_CHECKING, Any
 from modelcycle.deploy._alias_follow import alias_note
 from modelcycle.deploy.bundle import BundleInfo, build_bundle, verify_bundle
 from modelcycle.deploy.records import (
-    ACTIVE,
-    FAILED,
-    REPLACED,
-    WRITTEN,
     Attempt,
     Deployment,
     DeploymentRecords,
@@ -54,13 +50,14 @@ from modelcycle.errors import (
     OperationFailed,
 )
 from modelcycle.names import validate_name
+from modelcycle.statuses import DeploymentStatus, ModelVersionStatus
 from modelcycle.store import ArtifactStore, MetadataStore
 
 if TYPE_CHECKING:
     from modelcycle.entities import ModelVersion
     from modelcycle.registry import ModelRegistry
 
-__all__ = ["ACTIVE", "DeployService", "Deployment", "DeploymentFailed"]
+__all__ = ["DeployService", "Deployment", "DeploymentFailed"]
 
 ROLLBACK_REQUESTED = "rollback requested"
 _COLORS = ("blue", "green")
@@ -160,7 +157,7 @@ class DeployService:
         when it exists.
         """
         mv = self._registry.get(ref)
-        if mv.status != ACTIVE:
+        if mv.status != ModelVersionStatus.ACTIVE:
             raise Conflict(f"{mv.ref} is {mv.status} and cannot be bundled")
         lock = Path(lock_file) if lock_file is not None else self._root / "requirements.lock"
         if lock_file is not None and not lock.is_file():
@@ -243,7 +240,7 @@ class DeployService:
         limits = _watch_limits(watch, max_error_rate, max_p99_ms)
         tgt.check()
         mv = self._registry.get(ref)
-        if mv.status != ACTIVE:
+        if mv.status != ModelVersionStatus.ACTIVE:
             raise Conflict(f"{mv.ref} is {mv.status} and cannot be deployed")
         blue = self.active(endpoint)
         if blue is not None and blue.target != tgt.name:
@@ -484,7 +481,9 @@ class DeployService:
         earlier = [
             h
             for h in self.list(endpoint, all=True)
-            if h.status == REPLACED and h.model != current.model and h.id != current.id
+            if h.status == DeploymentStatus.REPLACED
+            and h.model != current.model
+            and h.id != current.id
         ]
         if not earlier:
             raise Conflict(
@@ -508,7 +507,7 @@ class DeployService:
         manifests with kubectl, or only write them): one row and one audit event either way;
         a refused hand-over is recorded and raised."""
         mv = self._registry.get(ref)
-        if mv.status != ACTIVE:
+        if mv.status != ModelVersionStatus.ACTIVE:
             raise Conflict(f"{mv.ref} is {mv.status} and cannot be deployed")
         previous = self.active(endpoint)
         if previous is not None and previous.target != tgt.name:
@@ -522,15 +521,15 @@ class DeployService:
             details["reason"] = handed.reason
         attempt = Attempt(**{**attempt.columns(), "details": details})
         if not handed.taken:
-            status, action = FAILED, "deployment.failed"
+            status, action = DeploymentStatus.FAILED, "deployment.failed"
         elif handed.applied:
-            status, action = ACTIVE, "deployment.applied"
+            status, action = DeploymentStatus.ACTIVE, "deployment.applied"
         else:
-            status, action = WRITTEN, "deployment.manifests_written"
+            status, action = DeploymentStatus.WRITTEN, "deployment.manifests_written"
         record = self.records.handed_over(
             attempt, status=status, action=action, reason=handed.reason, previous=previous
         )
-        if status == FAILED:
+        if status == DeploymentStatus.FAILED:
             raise DeploymentFailed(
                 f"deployment of {record.model} to {endpoint!r} failed: {handed.reason}",
                 deployment=record,
@@ -560,7 +559,7 @@ class DeployService:
         history = self.list(endpoint, all=True)
         if not history:
             raise NotFound(f"no deployment to endpoint {endpoint!r}")
-        active = [h for h in history if h.status == ACTIVE]
+        active = [h for h in history if h.status == DeploymentStatus.ACTIVE]
         return active[-1] if active else history[-1]
 
     def is_running(self, deployment: Deployment) -> bool:

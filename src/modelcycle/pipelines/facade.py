@@ -11,7 +11,7 @@ from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.pipelines import _outputs
 from modelcycle.pipelines._estimators import build_estimator
 from modelcycle.pipelines.comparison import RunComparison, check_run_count, compare_runs
-from modelcycle.pipelines.records import RUNNING, SUCCEEDED, RunRecords
+from modelcycle.pipelines.records import RunRecords
 from modelcycle.pipelines.run_table import RunQuery, RunTablePage, run_table_page
 from modelcycle.pipelines.runner import Display, PipelineRunner, QuietDisplay, RichDisplay
 from modelcycle.pipelines.spec import Pipeline, load_pipeline
@@ -23,6 +23,7 @@ from modelcycle.pipelines.tabular_trainer import (
     check_drop,
     infer_task,
 )
+from modelcycle.statuses import RunStatus
 from modelcycle.store import ArtifactStore, MetadataStore
 
 if TYPE_CHECKING:
@@ -116,9 +117,9 @@ class Pipelines:
         """A new run of a failed run's pipeline and parameters (``resumed_from`` links them)
         that reuses every step that finished before, unless its code or inputs changed."""
         old = self.get_run(run_id)
-        if old.status == RUNNING:
+        if old.status == RunStatus.RUNNING:
             raise Conflict(f"run {old.id} is still running; wait for it or stop its process")
-        if old.status == SUCCEEDED:
+        if old.status == RunStatus.SUCCEEDED:
             raise Conflict(f"run {old.id} succeeded; there is nothing to resume")
         if pipeline is None:
             if old.ref is None:

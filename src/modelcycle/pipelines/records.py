@@ -21,14 +21,10 @@ from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.entities import Run, StepRun
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.liveness import stale_reason
+from modelcycle.statuses import RunStatus, StepStatus
 from modelcycle.store import MetadataStore, resolve_id, tables
 
-__all__ = ["LISTED", "RUNNING", "RunEnded", "RunRecords", "StepFinish"]
-
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CACHED = "cached"
+__all__ = ["LISTED", "RunEnded", "RunRecords", "StepFinish"]
 
 # The columns a run listing shows (no code, environment, host or heartbeat: see one run).
 LISTED = (
@@ -83,7 +79,7 @@ class RunRecords:
                     id=run.id,
                     pipeline=run.pipeline,
                     ref=run.ref,
-                    status=RUNNING,
+                    status=RunStatus.RUNNING,
                     failure=None,
                     params=canonical_json(run.params),
                     metrics=canonical_json(run.metrics),
@@ -119,7 +115,7 @@ class RunRecords:
                     run_id=run_id,
                     name=name,
                     position=position,
-                    status=RUNNING,
+                    status=StepStatus.RUNNING,
                     cache_key=cache_key,
                     source_sha256=source_sha256,
                     params=canonical_json(dict(params)),
@@ -222,7 +218,7 @@ class RunRecords:
                 update(s)
                 .where(s.c.run_id == run_id, s.c.name == name)
                 .values(
-                    status=FAILED,
+                    status=StepStatus.FAILED,
                     error=error,
                     log_sha256=log_sha256,
                     finished_at=finished_at,
@@ -241,7 +237,7 @@ class RunRecords:
         error: str | None = None,
     ) -> None:
         """End the run: ``run.finished`` when it succeeded, else ``run.failed``."""
-        action = "run.finished" if status == SUCCEEDED else "run.failed"
+        action = "run.finished" if status == RunStatus.SUCCEEDED else "run.failed"
         payload: dict[str, Any] = {"status": status, "metrics": dict(totals.get("metrics", {}))}
         if failure:
             payload["failure"] = failure
@@ -263,14 +259,14 @@ class RunRecords:
     def mark_stale(self, run: Run, reason: str) -> bool:
         """Mark a running run failed (stale); False when someone else ended it first."""
         now = utc_timestamp()
-        payload = {"status": FAILED, "failure": "stale", "error": reason}
+        payload = {"status": RunStatus.FAILED, "failure": "stale", "error": reason}
         try:
             with self._write("run.failed", run.id, payload) as tx:
                 self._touch(
                     tx.conn,
                     run.id,
                     {},
-                    status=FAILED,
+                    status=RunStatus.FAILED,
                     failure="stale",
                     error=reason,
                     finished_at=now,
@@ -279,8 +275,8 @@ class RunRecords:
                 s = tables.run_steps
                 tx.conn.execute(
                     update(s)
-                    .where(s.c.run_id == run.id, s.c.status == RUNNING)
-                    .values(status=FAILED, error=reason, finished_at=now)
+                    .where(s.c.run_id == run.id, s.c.status == StepStatus.RUNNING)
+                    .values(status=StepStatus.FAILED, error=reason, finished_at=now)
                 )
         except RunEnded:
             return False
@@ -296,7 +292,7 @@ class RunRecords:
         with self._meta.unaudited() as conn:
             conn.execute(
                 update(r)
-                .where(r.c.id == run_id, r.c.status == RUNNING)
+                .where(r.c.id == run_id, r.c.status == RunStatus.RUNNING)
                 .values(heartbeat_at=utc_timestamp())
             )
 
@@ -306,7 +302,7 @@ class RunRecords:
         """The run (unique id prefix allowed) with its steps; a stale run is marked first."""
         resolved = self._resolve_id(run_id)
         run = self._load(resolved)
-        if run.status == RUNNING and self._check_stale(run):
+        if run.status == RunStatus.RUNNING and self._check_stale(run):
             run = self._load(resolved)
         return run
 
@@ -324,7 +320,7 @@ class RunRecords:
         out: builtins.list[Run] = []
         for run_id in run_ids:
             row = rows.get(run_id)
-            if row is None or row.status == RUNNING:
+            if row is None or row.status == RunStatus.RUNNING:
                 out.append(self.get(run_id))
             else:
                 out.append(_to_run(row._mapping, tuple(steps.get(run_id, ()))))
@@ -406,9 +402,11 @@ class RunRecords:
         s = tables.run_steps
         query = select(s).where(s.c.cache_key == cache_key)
         if run_id is None:
-            query = query.where(s.c.status == SUCCEEDED)
+            query = query.where(s.c.status == StepStatus.SUCCEEDED)
         else:
-            query = query.where(s.c.run_id == run_id, s.c.status.in_((SUCCEEDED, CACHED)))
+            query = query.where(
+                s.c.run_id == run_id, s.c.status.in_((StepStatus.SUCCEEDED, StepStatus.CACHED))
+            )
         query = query.order_by(s.c.finished_at.desc()).limit(1)
         with self._meta.read() as conn:
             row = conn.execute(query).first()
@@ -446,7 +444,7 @@ class RunRecords:
         if heartbeat:
             values["heartbeat_at"] = utc_timestamp()
         changed = conn.execute(
-            update(r).where(r.c.id == run_id, r.c.status == RUNNING).values(**values)
+            update(r).where(r.c.id == run_id, r.c.status == RunStatus.RUNNING).values(**values)
         ).rowcount
         if not changed:
             raise RunEnded(f"run {run_id} is no longer running (it was marked failed meanwhile)")
@@ -474,7 +472,7 @@ class RunRecords:
     def _sweep_stale(self) -> None:
         r = tables.runs
         with self._meta.read() as conn:
-            rows = conn.execute(select(r).where(r.c.status == RUNNING)).all()
+            rows = conn.execute(select(r).where(r.c.status == RunStatus.RUNNING)).all()
         for row in rows:
             self._check_stale(_to_run(row._mapping, ()))
 

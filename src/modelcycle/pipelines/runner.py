@@ -30,14 +30,9 @@ from modelcycle.liveness import Heartbeat, hostname
 from modelcycle.pipelines import _outputs
 from modelcycle.pipelines.context import StepContext
 from modelcycle.pipelines.provenance import code_version, environment
-from modelcycle.pipelines.records import (
-    CACHED,
-    FAILED,
-    SUCCEEDED,
-    RunRecords,
-    StepFinish,
-)
+from modelcycle.pipelines.records import RunRecords, StepFinish
 from modelcycle.pipelines.spec import Pipeline, Step
+from modelcycle.statuses import RunStatus, StepStatus
 from modelcycle.store import ArtifactStore, MetadataStore
 
 if TYPE_CHECKING:
@@ -165,11 +160,16 @@ class RichDisplay:
     def step_started(self, name: str) -> None:
         task = self._tasks[name]
         self._progress.start_task(task)
-        self._progress.update(task, status="running")
+        self._progress.update(task, status=StepStatus.RUNNING)
 
     def step_done(self, name: str, status: str, duration_s: float) -> None:
         task = self._tasks[name]
-        colour = {SUCCEEDED: "green", CACHED: "cyan", FAILED: "red"}.get(status, "white")
+        colours: dict[str, str] = {
+            StepStatus.SUCCEEDED: "green",
+            StepStatus.CACHED: "cyan",
+            StepStatus.FAILED: "red",
+        }
+        colour = colours.get(status, "white")
         self._progress.start_task(task)
         self._progress.update(task, completed=1, status=f"[{colour}]{status}[/] {duration_s:.2f}s")
         self._progress.stop_task(task)
@@ -228,7 +228,7 @@ class PipelineRunner:
             id=uuid.uuid4().hex[:12],
             pipeline=pipeline.name,
             ref=ref,
-            status="running",
+            status=RunStatus.RUNNING,
             params=resolved,
             metrics={},
             # Inside CI the run also records which CI run it was (settings.ci via the store).
@@ -256,7 +256,7 @@ class PipelineRunner:
                 with contextlib.suppress(Exception):
                     self.records.finish(
                         run.id,
-                        status=FAILED,
+                        status=RunStatus.FAILED,
                         finished_at=utc_timestamp(),
                         totals=totals.as_dict(),
                         failure="interrupted",
@@ -266,12 +266,15 @@ class PipelineRunner:
             shown.close()
             if failed is None:
                 self.records.finish(
-                    run.id, status=SUCCEEDED, finished_at=utc_timestamp(), totals=totals.as_dict()
+                    run.id,
+                    status=RunStatus.SUCCEEDED,
+                    finished_at=utc_timestamp(),
+                    totals=totals.as_dict(),
                 )
             else:
                 self.records.finish(
                     run.id,
-                    status=FAILED,
+                    status=RunStatus.FAILED,
                     finished_at=utc_timestamp(),
                     totals=totals.as_dict(),
                     failure="error",
@@ -321,7 +324,7 @@ class PipelineRunner:
                 for name, meta in hit["outputs"].items():
                     slots[name] = _Slot(self._artifacts, meta)
                 done = StepFinish(
-                    status=CACHED,
+                    status=StepStatus.CACHED,
                     outputs=hit["outputs"],
                     metrics=hit["metrics"],
                     datasets=hit["datasets"],
@@ -333,7 +336,7 @@ class PipelineRunner:
                 )
                 totals.add(done.metrics, done.datasets, done.models)
                 record_finish(done=done, run_totals=totals.as_dict())
-                shown.step_done(s.name, CACHED, done.duration_s)
+                shown.step_done(s.name, StepStatus.CACHED, done.duration_s)
                 continue
             self.records.step_started(
                 run.id,
@@ -386,10 +389,10 @@ class PipelineRunner:
                     duration_s=duration,
                     run_totals=totals.as_dict(),
                 )
-                shown.step_done(s.name, FAILED, duration)
+                shown.step_done(s.name, StepStatus.FAILED, duration)
                 return error
             done = StepFinish(
-                status=SUCCEEDED,
+                status=StepStatus.SUCCEEDED,
                 outputs=outputs,
                 metrics=ctx.metrics,
                 datasets=ctx.dataset_refs,
@@ -400,7 +403,7 @@ class PipelineRunner:
                 log_size=log_ref.size,
             )
             record_finish(done=done, run_totals=totals.as_dict())
-            shown.step_done(s.name, SUCCEEDED, duration)
+            shown.step_done(s.name, StepStatus.SUCCEEDED, duration)
         return None
 
 

@@ -6,9 +6,11 @@ from modelcycle.datasets import parse_dataset_ref
 from modelcycle.errors import InvalidInput, PreconditionFailed
 from modelcycle.names import validate_name
 from modelcycle.registry.refs import LATEST
+from modelcycle.statuses import ModelVersionStatus
 
-ACTIVE = "active"
-ARCHIVED = "archived"
+# The registry's names for the version states (ModelVersionStatus is the definition).
+ACTIVE = ModelVersionStatus.ACTIVE
+ARCHIVED = ModelVersionStatus.ARCHIVED
 
 
 def split_dataset_ref(ref: str, *, field: str = "datasets") -> tuple[str, int | str]:

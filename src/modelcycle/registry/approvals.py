@@ -35,6 +35,7 @@ from modelcycle.entities import ModelVersion
 from modelcycle.errors import Conflict, Forbidden, NotFound
 from modelcycle.registry.approval_policy import PromotionPolicies
 from modelcycle.registry.notes import check_text
+from modelcycle.statuses import ApprovalState
 from modelcycle.store import MetadataStore, tables
 from modelcycle.store.ids import resolve_id
 
@@ -43,16 +44,12 @@ if TYPE_CHECKING:
     from modelcycle.registry.registry import ModelRegistry
 
 __all__ = [
-    "PENDING",
-    "STATES",
     "Approval",
     "PromotionApprovals",
     "PromotionRequest",
     "request_origin",
 ]
 
-PENDING = "pending"
-STATES = ("pending", "approved", "rejected", "cancelled", "expired")
 # The actor of an expiry: nobody acted, the clock did.
 EXPIRY_ACTOR = "modelcycle"
 
@@ -111,7 +108,7 @@ class PromotionRequest:
 
     @property
     def pending(self) -> bool:
-        return self.state == PENDING
+        return self.state == ApprovalState.PENDING
 
     @property
     def approved_by(self) -> builtins.list[str]:
@@ -185,7 +182,7 @@ class PromotionApprovals:
                     r.c.name == candidate.name,
                     r.c.version == candidate.version,
                     r.c.alias == alias,
-                    r.c.state == PENDING,
+                    r.c.state == ApprovalState.PENDING,
                 )
             ).scalar()
         if existing is None:
@@ -198,7 +195,7 @@ class PromotionApprovals:
                 "version": candidate.version,
                 "alias": alias,
                 "from_version": expected,
-                "state": PENDING,
+                "state": ApprovalState.PENDING,
                 "approvals_needed": policy.approvals,
                 "policy": json.dumps({"section": f"promotion.{pattern}", **policy.as_dict()}),
                 "gate": json.dumps(gate) if gate is not None else None,
@@ -269,7 +266,7 @@ class PromotionApprovals:
         r = tables.promotion_requests
         query = select(r).order_by(r.c.requested_at.desc(), r.c.id.desc()).limit(limit)
         if pending:
-            query = query.where(r.c.state == PENDING)
+            query = query.where(r.c.state == ApprovalState.PENDING)
         if name is not None:
             query = query.where(r.c.name == name)
         with self._meta.read() as conn:
@@ -316,21 +313,21 @@ class PromotionApprovals:
                                "approvals_needed": req.approvals_needed, "complete": complete}
             )  # fmt: skip
             if complete:
-                _leave_pending(tx.conn, req, "approved", self._actor, now, comment)
+                _leave_pending(tx.conn, req, ApprovalState.APPROVED, self._actor, now, comment)
                 self._move(tx, req, approved_by)
         return self.get(full)
 
     def reject(self, request_id: str, *, comment: str) -> PromotionRequest:
         """Close the request unapproved; ``comment`` (required) says why."""
         text = check_text(comment, field="comment", required=True)
-        return self._close(request_id, "rejected", text)
+        return self._close(request_id, ApprovalState.REJECTED, text)
 
     def cancel(
         self, request_id: str, *, comment: str | None = None, admin: bool = False
     ) -> PromotionRequest:
         """Withdraw the request: its requester, or an allowed approver (``admin`` over HTTP)."""
         text = check_text(comment, field="comment")
-        return self._close(request_id, "cancelled", text, admin=admin)
+        return self._close(request_id, ApprovalState.CANCELLED, text, admin=admin)
 
     def expire_due(self) -> int:
         """Mark pending requests past their expiry as expired (one audited write each)."""
@@ -340,7 +337,9 @@ class PromotionApprovals:
             due = (
                 conn.execute(
                     select(r.c.id).where(
-                        r.c.state == PENDING, r.c.expires_at.is_not(None), r.c.expires_at <= now
+                        r.c.state == ApprovalState.PENDING,
+                        r.c.expires_at.is_not(None),
+                        r.c.expires_at <= now,
                     )
                 )
                 .scalars()
@@ -355,7 +354,7 @@ class PromotionApprovals:
                     req = _read(tx.conn, request_id, lock=True)
                     if not req.pending:
                         raise _Gone
-                    _leave_pending(tx.conn, req, "expired", None, now, None)
+                    _leave_pending(tx.conn, req, ApprovalState.EXPIRED, None, now, None)
                     tx.subject = f"model:{req.ref}"
                     tx.payload.update(_about(req) | {"expires_at": req.expires_at})
                 expired += 1
@@ -439,19 +438,19 @@ class PromotionApprovals:
     ) -> PromotionRequest:
         self.expire_due()
         full = self._resolve(request_id)
-        action = "promotion.rejected" if state == "rejected" else "promotion.cancelled"
+        action = "promotion.rejected" if state == ApprovalState.REJECTED else "promotion.cancelled"
         with self._meta.write(actor=self._actor, action=action, subject="workspace") as tx:
             req = _read(tx.conn, full, lock=True)
             _require_pending(req)
             approvers = req.policy.get("approvers") or []
             allowed_approver = not approvers or self._actor in approvers
             section = req.policy.get("section", f"promotion.{req.alias}")
-            if state == "rejected" and not allowed_approver:
+            if state == ApprovalState.REJECTED and not allowed_approver:
                 raise Forbidden(
                     f"{section}.approvers: {self._actor!r} may not reject a promotion of "
                     f"{req.name}@{req.alias} (allowed: {', '.join(approvers)})"
                 )
-            if state == "cancelled" and not (
+            if state == ApprovalState.CANCELLED and not (
                 admin or self._actor == req.requested_by or allowed_approver
             ):
                 raise Forbidden(
@@ -493,7 +492,7 @@ def _leave_pending(
     r = tables.promotion_requests
     done = conn.execute(
         update(r)
-        .where(r.c.id == req.id, r.c.state == PENDING)
+        .where(r.c.id == req.id, r.c.state == ApprovalState.PENDING)
         .values(state=state, decided_by=who, decided_at=at, comment=comment)
     )
     if done.rowcount != 1:  # someone else decided it first: their decision stands

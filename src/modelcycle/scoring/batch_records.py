@@ -25,13 +25,10 @@ from sqlalchemy import Connection, insert, select, update
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.errors import Conflict, NotFound
 from modelcycle.liveness import hostname, stale_reason
+from modelcycle.statuses import BatchJobStatus
 from modelcycle.store import MetadataStore, resolve_id, tables
 
-__all__ = ["FAILED", "RUNNING", "SUCCEEDED", "BatchJob", "BatchRecords", "ChunkRow"]
-
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+__all__ = ["BatchJob", "BatchRecords", "ChunkRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +114,7 @@ class BatchRecords:
                     input=input,
                     output=output,
                     engine=engine,
-                    status=RUNNING,
+                    status=BatchJobStatus.RUNNING,
                     params=canonical_json(params),
                     rows_in=rows_in,
                     rows_out=0,
@@ -138,9 +135,9 @@ class BatchRecords:
             j = tables.batch_jobs
             changed = tx.conn.execute(
                 update(j)
-                .where(j.c.id == job.id, j.c.status == FAILED)
+                .where(j.c.id == job.id, j.c.status == BatchJobStatus.FAILED)
                 .values(
-                    status=RUNNING,
+                    status=BatchJobStatus.RUNNING,
                     error=None,
                     finished_at=None,
                     hostname=hostname(),
@@ -165,7 +162,7 @@ class BatchRecords:
                 update(j)
                 .where(j.c.id == job_id)
                 .values(
-                    status=SUCCEEDED,
+                    status=BatchJobStatus.SUCCEEDED,
                     rows_in=rows_in,
                     rows_out=rows_out,
                     chunks_total=chunks_total,
@@ -180,10 +177,10 @@ class BatchRecords:
         with self._write("batch.failed", job_id, {"error": _last_line(error)}) as tx:
             query = update(j).where(j.c.id == job_id)
             if only_if_running:
-                query = query.where(j.c.status == RUNNING)
+                query = query.where(j.c.status == BatchJobStatus.RUNNING)
             changed = tx.conn.execute(
                 query.values(
-                    status=FAILED,
+                    status=BatchJobStatus.FAILED,
                     error=error,
                     rows_out=self._rows_out(tx.conn, job_id),
                     finished_at=utc_timestamp(),
@@ -224,7 +221,7 @@ class BatchRecords:
         with self._cheap_write() as conn:
             conn.execute(
                 update(j)
-                .where(j.c.id == job_id, j.c.status == RUNNING)
+                .where(j.c.id == job_id, j.c.status == BatchJobStatus.RUNNING)
                 .values(heartbeat_at=utc_timestamp())
             )
 
@@ -234,14 +231,14 @@ class BatchRecords:
         """The job (a unique id prefix is enough) with its chunks; a stale job is marked first."""
         resolved = self._resolve(job_id)
         job = self._load(resolved)
-        if job.status == RUNNING and self._check_stale(job):
+        if job.status == BatchJobStatus.RUNNING and self._check_stale(job):
             job = self._load(resolved)
         return job
 
     def list(self, *, limit: int | None = 50) -> builtins.list[BatchJob]:
         j = tables.batch_jobs
         with self._meta.read() as conn:
-            running = conn.execute(select(j).where(j.c.status == RUNNING)).all()
+            running = conn.execute(select(j).where(j.c.status == BatchJobStatus.RUNNING)).all()
         for row in running:
             self._check_stale(_to_job(row._mapping, ()))
         query = select(j).order_by(j.c.started_at.desc())
@@ -302,7 +299,7 @@ class BatchRecords:
             return False
 
     def stale_reason(self, job: BatchJob) -> str | None:
-        if job.status != RUNNING:
+        if job.status != BatchJobStatus.RUNNING:
             return None
         return stale_reason(
             host=job.hostname,

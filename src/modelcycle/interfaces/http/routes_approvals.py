@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelcycle.interfaces.http.auth import Operator, Reader
 from modelcycle.interfaces.http.paging import Cursor, Limit, Page, page_of
 from modelcycle.registry import PromotionRequest, request_origin
+from modelcycle.statuses import ApprovalState
 
 __all__ = ["ApprovalOut", "accepted", "from_http", "router"]
 
@@ -46,7 +47,7 @@ class ApprovalOut(BaseModel):
     version: int
     alias: str
     from_: int | None = Field(alias="from", serialization_alias="from")
-    state: str = Field(description="pending, approved, rejected, cancelled or expired")
+    state: ApprovalState
     approvals_needed: int
     approvals: list[ApprovalGiven]
     policy: dict[str, Any]

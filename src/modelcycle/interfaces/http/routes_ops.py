@@ -24,6 +24,7 @@ from modelcycle.interfaces.http.schemas import (
     JobOut,
     RuleOut,
 )
+from modelcycle.statuses import JobState
 
 __all__ = ["router"]
 
@@ -272,7 +273,6 @@ def run_drift(
 # -- jobs and rules ---------------------------------------------------------------------------
 
 JobId = Annotated[str, Path(min_length=4, max_length=64)]
-JobState = Literal["queued", "running", "succeeded", "failed", "dead", "cancelled"]
 
 
 @router.get("/jobs", tags=["jobs"])

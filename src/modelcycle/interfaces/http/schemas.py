@@ -12,6 +12,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from modelcycle.entities import AuditEvent, DatasetVersion, Job, ModelVersion, Run
+from modelcycle.statuses import (
+    BatchJobStatus,
+    DeploymentStatus,
+    JobState,
+    ModelVersionStatus,
+    RunStatus,
+    StepStatus,
+)
 from modelcycle.store.tokens import ApiToken
 
 __all__ = [
@@ -54,7 +62,7 @@ class RunOut(BaseModel):
 
     id: str
     pipeline: str
-    status: str
+    status: RunStatus
     failure: str | None
     params: dict[str, Any]
     metrics: dict[str, float]
@@ -67,16 +75,16 @@ class RunOut(BaseModel):
     @classmethod
     def of(cls, r: Run) -> RunOut:
         return cls(
-            id=r.id, pipeline=r.pipeline, status=r.status, failure=r.failure, params=r.params,
-            metrics=r.metrics, datasets=r.datasets, models=r.models, started_at=r.started_at,
-            finished_at=r.finished_at, created_by=r.created_by,
+            id=r.id, pipeline=r.pipeline, status=RunStatus(r.status), failure=r.failure,
+            params=r.params, metrics=r.metrics, datasets=r.datasets, models=r.models,
+            started_at=r.started_at, finished_at=r.finished_at, created_by=r.created_by,
         )  # fmt: skip
 
 
 class StepOut(BaseModel):
     name: str
     position: int
-    status: str
+    status: StepStatus
     params: dict[str, Any]
     inputs: dict[str, str]
     outputs: dict[str, dict[str, Any]]
@@ -158,7 +166,7 @@ class ModelVersionOut(BaseModel):
     version: int
     ref: str
     flavor: str
-    status: str
+    status: ModelVersionStatus
     sha256: str
     aliases: list[str]
     metrics: dict[str, float]
@@ -171,10 +179,10 @@ class ModelVersionOut(BaseModel):
     @classmethod
     def of(cls, mv: ModelVersion) -> ModelVersionOut:
         return cls(
-            name=mv.name, version=mv.version, ref=mv.ref, flavor=mv.flavor, status=mv.status,
-            sha256=mv.sha256, aliases=list(mv.aliases), metrics=mv.metrics, tags=mv.tags,
-            datasets=mv.datasets, run_id=mv.run_id, created_at=mv.created_at,
-            created_by=mv.created_by,
+            name=mv.name, version=mv.version, ref=mv.ref, flavor=mv.flavor,
+            status=ModelVersionStatus(mv.status), sha256=mv.sha256, aliases=list(mv.aliases),
+            metrics=mv.metrics, tags=mv.tags, datasets=mv.datasets, run_id=mv.run_id,
+            created_at=mv.created_at, created_by=mv.created_by,
         )  # fmt: skip
 
 
@@ -224,7 +232,7 @@ class DeploymentOut(BaseModel):
     endpoint: str
     target: str
     model: str
-    status: str
+    status: DeploymentStatus
     color: str | None
     url: str | None
     backend_url: str | None
@@ -247,7 +255,7 @@ class BatchJobOut(BaseModel):
     input: str
     output: str
     engine: str
-    status: str
+    status: BatchJobStatus
     rows_done: int
     rows_total: int | None
     chunks_total: int | None
@@ -262,7 +270,7 @@ class JobOut(BaseModel):
     kind: str
     rule: str | None
     event_seq: int | None
-    state: str
+    state: JobState
     attempts: int
     max_attempts: int
     params: dict[str, Any]
@@ -275,7 +283,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, j: Job) -> JobOut:
         return cls(
-            id=j.id, kind=j.kind, rule=j.rule, event_seq=j.event_seq, state=j.state,
+            id=j.id, kind=j.kind, rule=j.rule, event_seq=j.event_seq, state=JobState(j.state),
             attempts=j.attempts, max_attempts=j.max_attempts, params=j.params, result=j.result,
             error=j.error, run_after=j.run_after, created_at=j.created_at, updated_at=j.updated_at,
         )  # fmt: skip
