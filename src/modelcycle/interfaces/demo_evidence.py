@@ -56,11 +56,20 @@ def sign_evidence(ws: Workspace, say: Callable[[str], None], *, model: str = "cr
     if problem is not None:
         raise RuntimeError(f"the evidence pack does not verify: {problem}")
     say(f"   evidence pack {pack}: {summary}")
-    say("   verify them anywhere (the public key is all that is needed):")
-    say(f"     modelcycle audit verify --file {export} --public-key {public}")
-    say(f"     python3 {script} {export} {public}    (only `cryptography` needed)")
+    say("   verify them anywhere (the public key is all that is needed; the script needs only "
+        "`cryptography`):")  # fmt: skip
+    commands = [
+        f"modelcycle audit verify --file {export} --public-key {public}",
+        f"python3 {script} {export} {public}",
+    ]
     if bundle is not None and bundle.is_dir():
-        say(f"     model_signing verify key {bundle} --signature {bundle}.sig "
-            f"--public_key {public}")  # fmt: skip
-    say(f"     modelcycle audit verify --pack {pack} --public-key {public}")
-    say(f"     modelcycle models card {model}@champion    (also in the pack: cards/)")
+        commands.append(
+            f"model_signing verify key {bundle} --signature {bundle}.sig --public_key {public}"
+        )
+    commands += [
+        f"modelcycle audit verify --pack {pack} --public-key {public}",
+        f"cd {ws.root} && modelcycle models card {model}@champion",
+    ]
+    # Plain lines, never wrapped to the terminal's width (a wrapped command breaks when pasted).
+    for command in commands:
+        print(f"    {command}", flush=True)
