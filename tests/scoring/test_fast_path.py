@@ -4,6 +4,8 @@ cannot take falls back with the general path's errors; logged requests survive a
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,13 @@ from _scoring_helpers import ServerProcess
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from starlette.testclient import TestClient
 
 from modelcycle import Workspace, init_workspace
 from modelcycle.errors import ModelcycleError
 from modelcycle.scoring import ScoringEngine, read_predictions
 from modelcycle.scoring.protocols import mlflow
+from modelcycle.scoring.server import create_app
 
 COLUMNS = ["a", "b", "c", "d", "n", "k"]  # n: nullable double, k: int64
 
@@ -222,3 +226,29 @@ def test_every_logged_request_is_in_the_log_after_sigterm(
     assert sorted(got) == sorted(ids)
     table: pa.Table = logged.filter(pa.compute.starts_with(logged.column("request_id"), "sigterm-"))
     assert set(table.column_names) >= set(COLUMNS)
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_server_freezes_its_heap_once_its_model_is_loaded(
+    served: tuple[Workspace, Any], freeze: bool
+) -> None:
+    """With freeze_after_load (what `modelcycle serve` asks for) the loaded heap leaves the
+    cyclic collector's reach, so no full collection walks it under load; without, nothing is
+    frozen (an app embedded in a longer-lived process)."""
+    ws, _ = served
+    app = create_app(ScoringEngine([ws.registry.load("num/1")]), freeze_after_load=freeze)
+    gc.unfreeze()
+    try:
+        with TestClient(app) as client:  # runs the lifespan: the load, then the freeze
+            deadline = time.monotonic() + 60
+            while client.get("/v2/health/ready").status_code != 200:
+                assert time.monotonic() < deadline, "the model did not load"
+                time.sleep(0.05)
+            # The freeze follows the load in the same task: give it a moment either way.
+            while not gc.get_freeze_count() and time.monotonic() < deadline and freeze:
+                time.sleep(0.05)
+            time.sleep(0.2)
+            assert (gc.get_freeze_count() > 0) == freeze
+            assert client.post("/invocations", content=_body(_frame(3, 9))).status_code == 200
+    finally:
+        gc.unfreeze()
