@@ -155,7 +155,12 @@ def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
         # 2. The worker trains and registers.
         _wait(lambda: _has_model(ws, "credit"), "the worker to register credit/1", 90)
         (first_job,) = ws.automations.queue.list()
-        log("train", f"job {first_job.id} by {first_job.lease_owner}: {first_job.result}")
+        by = [
+            e.payload["worker"]
+            for e in ws.audit.events()
+            if e.subject == f"job:{first_job.id}" and e.action == "job.started"
+        ]
+        log("train", f"job {first_job.id} (rule {first_job.rule}) by {by}: {first_job.result}")
 
         # 3. A scoring process started from the URLs alone pulls credit/1 from the bucket.
         port = _free_port()

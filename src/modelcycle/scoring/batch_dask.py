@@ -39,6 +39,7 @@ from modelcycle.entities import ModelVersion
 from modelcycle.errors import IntegrityError, InvalidInput, NotReady
 from modelcycle.registry import LoadedModel, Signature, get_flavor
 from modelcycle.scoring import batch_io
+from modelcycle.scoring._startup import import_skops_lazily
 from modelcycle.scoring.batch_tasks import (
     BatchEngine,
     ChunkTask,
@@ -64,6 +65,7 @@ def _model_for(version: ModelVersion, blob: bytes, trust: bool) -> LoadedModel:
     with _lock:
         model = _cache.get(version.sha256)
         if model is None:
+            import_skops_lazily()  # not every scikit-learn module on each worker's first load
             if hashlib.sha256(blob).hexdigest() != version.sha256:
                 raise IntegrityError(f"the bytes of {version.ref} do not match its sha256")
             flavor = get_flavor(version.flavor)
