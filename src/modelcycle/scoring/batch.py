@@ -9,16 +9,16 @@
    (default) or a Dask distributed cluster (``batch_dask``). Each worker loads the model
    once, verified by its sha256;
 3. cut the input into chunks of ``chunk_rows`` rows (chunk ``i`` is always the same rows)
-   and hand the chunks not yet committed to the workers a few tasks at a time: on the local
-   engine with Parquet input a task is a run of chunks the worker reads from the file itself
-   (this process ships no rows); otherwise a chunk travels with its task. As each part is
-   reported renamed into place, commit its row in ``batch_chunks``;
+   and hand the chunks not yet committed to the workers a few tasks at a time: with Parquet
+   input a task is a run of chunks the worker reads from the file (or S3 object) itself, on
+   either engine (this process ships no rows); otherwise a chunk travels with its task. As
+   each part is reported in place, commit its row in ``batch_chunks``;
 4. record ``batch.finished``, or ``batch.failed`` with the error; ``resume(JOB)`` later
    scores only the chunks without a row, so the output holds each input row exactly once.
 
-The output is a folder of ``part-NNNNN.parquet`` files; read in name order they are the input
-rows in order, with the passthrough columns, ``prediction``, ``proba_<class>`` when asked,
-and ``model_version``.
+The output is a folder or an ``s3://`` prefix of ``part-NNNNN.parquet`` files, each put in
+place whole (``batch_outputs``); read in name order they are the input rows in order, with
+the passthrough columns, ``prediction``, ``proba_<class>`` when asked, and ``model_version``.
 """
 
 from __future__ import annotations
