@@ -46,7 +46,7 @@ def _records(model: Any, prefix: str, start: datetime, n: int) -> list[LogRecord
 
 
 def _columns(columns: list[ColumnDrift]) -> dict[str, tuple[object, ...]]:
-    out = {}
+    out: dict[str, tuple[object, ...]] = {}
     for c in columns:
         stat = None if c.statistic is None else round(c.statistic, 9)
         p = None if c.p_value is None else round(c.p_value, 9)
@@ -84,11 +84,13 @@ def test_drift_and_performance_match_over_either_sink(workspace: Workspace, tmp_
     ]
     store_feedback(ws.metadata, items)
 
-    def window(start: datetime) -> dict[str, object]:
-        return {"since": start, "until": start + timedelta(hours=1), "now": NOW}
-
-    a = ws.monitoring.drift(model="credit/1", store=False, **window(db_start))
-    b = ws.monitoring.drift(model="credit/1", store=False, **window(pq_start))
+    hour = timedelta(hours=1)
+    a = ws.monitoring.drift(
+        model="credit/1", since=db_start, until=db_start + hour, now=NOW, store=False
+    )
+    b = ws.monitoring.drift(
+        model="credit/1", since=pq_start, until=pq_start + hour, now=NOW, store=False
+    )
     assert a.report.current["rows"] == b.report.current["rows"] == n
     assert a.report.dataset_drift == b.report.dataset_drift
     assert a.report.dataset_drift  # drifted traffic: a check that can tell the two apart
@@ -97,8 +99,12 @@ def test_drift_and_performance_match_over_either_sink(workspace: Workspace, tmp_
         assert a.prediction is not None
         assert b.prediction is not None
         assert _columns(a.prediction.columns) == _columns(b.prediction.columns)
-    pa_ = ws.monitoring.performance("credit/1", window="1h", record=False, **window(db_start))
-    pb = ws.monitoring.performance("credit/1", window="1h", record=False, **window(pq_start))
+    pa_, pb = (
+        ws.monitoring.performance(
+            "credit/1", window="1h", since=s, until=s + hour, now=NOW, record=False
+        )
+        for s in (db_start, pq_start)
+    )
     (wa,), (wb,) = pa_.windows[-1:], pb.windows[-1:]
     assert wa.labelled == wb.labelled == n
     assert wa.metrics == pytest.approx(wb.metrics)
@@ -106,7 +112,7 @@ def test_drift_and_performance_match_over_either_sink(workspace: Workspace, tmp_
     hours = read_hourly(ws.metadata, "credit")
     assert sum(h["rows"] for h in hours) == n  # only the Parquet sink keeps aggregates
     assert sum(h["requests"] for h in hours) == n
-    latency = {}
+    latency: dict[str, int] = {}
     for h in hours:
         for k, v in h["latency"].items():
             latency[k] = latency.get(k, 0) + v
