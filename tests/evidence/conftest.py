@@ -11,6 +11,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from modelcycle import Workspace, init_workspace
+from modelcycle.registry import PromotionRefused
 
 FEATURES = ["age", "income"]
 
@@ -53,6 +54,9 @@ def ews(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         )
     ws.registry.set_alias("credit", "champion", 1)
     ws.registry.promote("credit/2", "champion", metric="accuracy", min_rows=10)
+    # A refused gate (no gain of 1.0 in accuracy is possible): recorded with both scores.
+    with pytest.raises(PromotionRefused):
+        ws.registry.promote("credit/1", "champion", metric="accuracy", min_rows=10, min_gain=1.0)
     try:
         yield ws
     finally:

@@ -57,12 +57,20 @@ def test_card_sections_come_from_the_registry_and_the_audit_trail(
     assert card["intended_use"]["owner"] == "risk team"
     assert card["training_data"][0]["ref"] == "credit_train@1"
     assert card["training_data"][0]["rows"] == 200
-    (gate,) = card["gates"]
+    gate, refused = card["gates"]
     assert gate["result"] == "promoted"
     assert gate["metric"] == "accuracy"
     assert gate["candidate"]["version"] == 2
     assert gate["champion"]["version"] == 1
     assert np.isfinite(gate["champion"]["score"])
+    # A refusal carries both models' scores too (the event keeps them at the top level).
+    assert refused["result"] == "refused"
+    assert (refused["subject"], refused["metric"]) == ("credit/1", "accuracy")
+    assert refused["candidate"]["version"] == 1
+    assert refused["champion"]["version"] == 2
+    v2_accuracy = card["holdout"]["metrics"]["accuracy"]["value"]
+    assert refused["champion"]["score"] == pytest.approx(v2_accuracy)
+    assert refused["dataset"] == "credit_holdout@1"
     moves = [(c["alias"], c["from"], c["to"]) for c in card["changes"]]
     assert ("champion", 1, 2) in moves
     text = card_markdown(card)

@@ -148,11 +148,13 @@ def _about(event: AuditEvent, name: str) -> bool:
 
 
 def _gate_row(event: AuditEvent) -> dict[str, Any]:
-    gate = event.payload.get("gate") or {}
+    # A promotion nests the gate's figures under "gate"; a refusal records them at the top.
+    refused = event.action == "model.promotion_refused"
+    gate = event.payload.get("gate") or (event.payload if refused else {})
     return {
         "at": event.at,
         "actor": event.actor,
-        "result": "promoted" if event.action == "model.promoted" else "refused",
+        "result": "refused" if refused else "promoted",
         "alias": event.payload.get("alias"),
         "subject": event.subject.removeprefix("model:"),
         "metric": gate.get("metric"),
