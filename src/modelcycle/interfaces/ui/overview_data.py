@@ -1,5 +1,7 @@
-"""What the overview reads, all of it stored: per model the last drift checks (one query, a
-window per model, for the drift sparkline and the last verdict).
+"""What the overview and the models list read, all of it stored: per model its version count,
+newest version and aliases (two grouped queries: not every version's JSON, which made the two
+pages grow with the number of versions), and its last drift checks (one query, a window per
+model, for the drift sparkline and the last verdict).
 
 Nothing here computes monitoring figures: performance per window is computed from the
 prediction log (and the model, for the CBPE estimate), which costs tens to hundreds of ms per
@@ -17,7 +19,15 @@ from sqlalchemy import func, select
 
 from modelcycle.store import tables
 
-__all__ = ["CheckPoint", "LastCheck", "drift_spark", "last_checks", "recent_checks"]
+__all__ = [
+    "CheckPoint",
+    "LastCheck",
+    "ModelSummary",
+    "drift_spark",
+    "last_checks",
+    "model_summaries",
+    "recent_checks",
+]
 
 _PER_MODEL = 12
 
@@ -41,16 +51,47 @@ class LastCheck:
     drifted_columns: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    name: str
+    versions: int
+    latest: int
+    aliases: dict[str, int]  # alias -> version, by alias
+
+    def ref(self, alias: str) -> str | None:
+        version = self.aliases.get(alias)
+        return f"{self.name}/{version}" if version is not None else None
+
+
+def model_summaries(ws: Any) -> list[ModelSummary]:
+    """Every model with at least one version, by name."""
+    mv, ma = tables.model_versions, tables.model_aliases
+    with ws.metadata.read(snapshot=True) as conn:
+        counts = conn.execute(
+            select(mv.c.name, func.count(), func.max(mv.c.version)).group_by(mv.c.name)
+        ).all()
+        aliases = conn.execute(select(ma.c.name, ma.c.alias, ma.c.version).order_by(ma.c.alias))
+        by_name: dict[str, dict[str, int]] = {}
+        for name, alias, version in aliases:
+            by_name.setdefault(name, {})[alias] = int(version)
+    return sorted(
+        (ModelSummary(n, int(c), int(v), by_name.get(n, {})) for n, c, v in counts),
+        key=lambda m: m.name,
+    )
+
+
 def recent_checks(ws: Any, per_model: int = _PER_MODEL) -> dict[str, list[CheckPoint]]:
     """Per model name, its last ``per_model`` stored checks, oldest first."""
     t = tables.drift_results
-    rank = func.row_number().over(partition_by=t.c.model_name, order_by=t.c.id.desc()).label("rank")
+    newest_first = (t.c.at.desc(), t.c.id.desc())
+    over = func.row_number().over(partition_by=t.c.model_name, order_by=newest_first)
+    rank = over.label("rank")
     inner = (
         select(t.c.id, t.c.model_name, t.c.at, t.c.dataset_drift, t.c.share_drifted, rank)
         .where(t.c.model_name.is_not(None))
         .subquery()
     )
-    query = select(inner).where(inner.c.rank <= per_model).order_by(inner.c.id)
+    query = select(inner).where(inner.c.rank <= per_model).order_by(inner.c.at, inner.c.id)
     out: dict[str, list[CheckPoint]] = {}
     with ws.metadata.read() as conn:
         for row in conn.execute(query):

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
-from modelcycle.entities import AuditEvent, ModelVersion
+from modelcycle.entities import AuditEvent
 from modelcycle.errors import Conflict, InvalidInput, NotFound
 from modelcycle.interfaces.ui.lineage import lineage_graph
+from modelcycle.interfaces.ui.overview_data import model_summaries
 from modelcycle.interfaces.ui.web import (
     ConsoleRoute,
     check_csrf,
@@ -35,17 +36,14 @@ _ALIAS_ACTIONS = ("model.promoted", "model.alias_moved", "model.alias_deleted",
 @router.get("/models")
 def models(request: Request) -> HTMLResponse:
     who = viewer(request)
-    by_name: dict[str, list[ModelVersion]] = {}
-    for mv in who.caller.ws.registry.list():
-        by_name.setdefault(mv.name, []).append(mv)
     rows = [
         {
-            "name": name,
-            "versions": len(vs),
-            "latest": max(v.version for v in vs),
-            "aliases": sorted((a, v.version) for v in vs for a in v.aliases),
+            "name": m.name,
+            "versions": m.versions,
+            "latest": m.latest,
+            "aliases": sorted(m.aliases.items()),
         }
-        for name, vs in sorted(by_name.items())
+        for m in model_summaries(who.caller.ws)
     ]
     return render(request, "models.html", who, page=paginate(request, rows))
 
@@ -81,14 +79,15 @@ def model(request: Request, name: str) -> HTMLResponse:
 def _alias_history(ws: Workspace, name: str) -> list[AuditEvent]:
     """Every alias move of the model's versions, newest first: one indexed query (by subject)
     for all versions, not one per version (a model with 100 versions took 100)."""
-    t = tables.audit_events
-    subjects = [f"model:{mv.ref}" for mv in ws.registry.list(name)]
-    query = (
-        select(t)
-        .where(t.c.subject.in_(subjects), t.c.action.in_(_ALIAS_ACTIONS))
-        .order_by(t.c.seq.desc())
-    )
-    with ws.metadata.read() as conn:
+    t, mv = tables.audit_events, tables.model_versions
+    with ws.metadata.read(snapshot=True) as conn:
+        versions = conn.execute(select(mv.c.version).where(mv.c.name == name)).scalars()
+        subjects = [f"model:{name}/{v}" for v in versions]
+        query = (
+            select(t)
+            .where(t.c.subject.in_(subjects), t.c.action.in_(_ALIAS_ACTIONS))
+            .order_by(t.c.seq.desc())
+        )
         rows = conn.execute(query).all() if subjects else []
     events = [
         AuditEvent(seq=int(r.seq), at=r.at, actor=r.actor, action=r.action, subject=r.subject,

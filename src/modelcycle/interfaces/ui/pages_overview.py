@@ -13,9 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from modelcycle.entities import ModelVersion
 from modelcycle.errors import NotFound
-from modelcycle.interfaces.ui.overview_data import drift_spark, last_checks, recent_checks
+from modelcycle.interfaces.ui.overview_data import (
+    drift_spark,
+    last_checks,
+    model_summaries,
+    recent_checks,
+)
 from modelcycle.interfaces.ui.performance import performance_series, sparkline
 from modelcycle.interfaces.ui.web import ConsoleRoute, render, viewer
 from modelcycle.store.audit_trail import AuditFilter
@@ -29,21 +33,18 @@ router = APIRouter(route_class=ConsoleRoute)
 def overview(request: Request) -> HTMLResponse:
     who = viewer(request)
     ws = who.caller.ws
-    by_name: dict[str, list[ModelVersion]] = {}
-    for mv in ws.registry.list():
-        by_name.setdefault(mv.name, []).append(mv)
     deployments = ws.deploy.list()
     checks = recent_checks(ws)
     verdicts = last_checks(ws, [points[-1].id for points in checks.values()])
     models: list[dict[str, Any]] = []
-    for name, versions in sorted(by_name.items()):
-        champion = next((v for v in versions if "champion" in v.aliases), None)
+    for summary in model_summaries(ws):
+        name = summary.name
         points = checks.get(name, [])
         models.append(
             {
                 "name": name,
-                "versions": len(versions),
-                "champion": champion,
+                "versions": summary.versions,
+                "champion": summary.ref("champion"),
                 "deployed": [d for d in deployments if d.model_name == name],
                 "last_check": verdicts.get(points[-1].id) if points else None,
                 "drift": drift_spark(points) if points else None,
