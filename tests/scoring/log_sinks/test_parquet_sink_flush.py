@@ -13,7 +13,13 @@ import pytest
 from modelcycle import Workspace
 from modelcycle.errors import InvalidInput
 from modelcycle.scoring import LogRecord, PredictionLog, read_predictions
-from modelcycle.scoring.log_sinks import SinkOptions, read_hourly, scoring_section, sink_class
+from modelcycle.scoring.log_sinks import (
+    SinkOptions,
+    check_log_sink,
+    read_hourly,
+    scoring_section,
+    sink_class,
+)
 from modelcycle.scoring.log_sinks.aggregates import latency_quantile
 
 
@@ -97,3 +103,7 @@ def test_scoring_section_names_the_key() -> None:
         scoring_section({"scoring": {"log_sink": "parquet", "log_flush_rows": 0}})
     with pytest.raises(InvalidInput, match=r"scoring\.flush"):
         scoring_section({"scoring": {"flush": 1}})
+    parquet = {"scoring": {"log_sink": "parquet"}}
+    assert check_log_sink(parquet, "s3://bucket/prefix").log_sink == "parquet"
+    with pytest.raises(InvalidInput, match="local folder or an s3:// artifact store"):
+        check_log_sink(parquet, "memory://x")

@@ -120,9 +120,9 @@ def serve(
 
 def _check_log_sink(settings: Settings) -> None:
     """A bad ``[scoring]`` value stops the command here (exit 2), before any worker starts."""
-    from modelcycle.scoring.log_sinks import scoring_section
+    from modelcycle.scoring.log_sinks import check_log_sink
 
-    scoring_section(settings.config)
+    check_log_sink(settings.config, settings.artifacts_url)
 
 
 def _split_ref(value: str, option: str, *, default: float | None) -> tuple[str, float]:

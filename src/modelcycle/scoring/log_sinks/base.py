@@ -34,6 +34,7 @@ __all__ = [
     "ScoringSection",
     "SinkOptions",
     "SpillIngest",
+    "check_log_sink",
     "open_log_sink",
     "scoring_section",
 ]
@@ -156,6 +157,17 @@ class ScoringSection(SectionModel):
 def scoring_section(config: Mapping[str, Any]) -> ScoringSection:
     """``[scoring]`` validated; a bad value raises InvalidInput naming ``scoring.KEY``."""
     return parse_section(config, "scoring", ScoringSection)
+
+
+def check_log_sink(config: Mapping[str, Any], artifacts_url: str) -> ScoringSection:
+    """``[scoring]`` validated, and the chosen sink's destination usable by URL (no I/O): what
+    ``modelcycle serve`` checks before it starts any worker."""
+    section = scoring_section(config)
+    if section.log_sink == "parquet":
+        from modelcycle.scoring.log_sinks.objects import LogObjects
+
+        LogObjects(artifacts_url)  # InvalidInput for a store it cannot write parts to
+    return section
 
 
 def open_log_sink(
