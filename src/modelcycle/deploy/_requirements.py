@@ -37,7 +37,8 @@ __all__ = [
 
 # What `modelcycle.deploy.bundle_server` imports besides the model's flavor: the registry's
 # data plane (numpy, pyarrow, pandas), modelcycle's foundation (SQLAlchemy, pydantic) and the
-# HTTP server (starlette on uvicorn with httptools and uvloop, orjson), threadpoolctl.
+# HTTP server (starlette on uvicorn with httptools and uvloop, orjson), threadpoolctl, and
+# prometheus_client (the scoring engine's /metrics, imported with the engine).
 SERVER_STACK = (
     "numpy",
     "pyarrow",
@@ -50,6 +51,7 @@ SERVER_STACK = (
     "httptools",
     "uvloop",
     "threadpoolctl",
+    "prometheus_client",
 )
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
