@@ -82,12 +82,48 @@ def _through_log(log: Any, records: list[Any], clients: int) -> float:
     return secs
 
 
+def _flush_cpu(requests: int, rows: int, rounds: int) -> None:
+    """The flush thread's own CPU per sink for the same records (GIL time the requests share).
+
+    ``thread_time`` counts the calling thread only: pyarrow's compression threads and the
+    database server are not in it.
+    """
+    import pyarrow.parquet as pq
+
+    from modelcycle.scoring._log_rows import to_rows
+    from modelcycle.scoring.log_sinks.aggregates import part_aggregates
+    from modelcycle.scoring.log_sinks.parquet_table import group_records, records_table
+
+    records = _records(requests, rows)
+    db, parquet = [], []
+    for _ in range(rounds):
+        start = time.thread_time()
+        to_rows(records)
+        db.append(time.thread_time() - start)
+        start = time.thread_time()
+        for group in group_records(records).values():
+            table = records_table(group)
+            part_aggregates(table)
+            pq.write_table(table, io.BytesIO(), compression="zstd")
+        parquet.append(time.thread_time() - start)
+    n = requests * rows
+    print(f"load average (1 min): {os.getloadavg()[0]:.1f} (2 cores)")
+    db_us, pq_us = (statistics.median(x) / n * 1e6 for x in (db, parquet))
+    print(f"flush-thread CPU per row, median of {rounds}:")
+    print(f"  database sink (rows as JSON text): {db_us:.2f} us")
+    print(f"  parquet sink (columns, aggregates, Parquet bytes): {pq_us:.2f} us")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=8000)
     ap.add_argument("--rows", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cpu", action="store_true", help="only the flush thread's CPU per sink")
     args = ap.parse_args()
+    if args.cpu:
+        _flush_cpu(args.requests, args.rows, args.rounds)
+        return
     import psycopg
     import pyarrow.parquet as pq
     from sqlalchemy import Column, MetaData, Table, insert
