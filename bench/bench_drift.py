@@ -1,153 +1,199 @@
-"""Data drift speed and memory: modelcycle against a scipy floor measured in the same run.
+"""Data drift: wall time and peak memory of `modelcycle monitor drift` against a floor.
 
-Reference and current tables of N rows, 20 numerical + 5 categorical columns, a shift
-injected into 3 columns. Each contender runs in its own process (so peak RSS is its own):
+Data, floor and timing are the reference harness's (``../shared/bench/drift_peer.sh``):
+reference and current Parquet files of N rows, 20 numeric columns ``f0..f19`` (gaussians with
+per-column mean and scale) and 5 categorical ``c0..c4`` (4 values, shares 0.4/0.3/0.2/0.1), a
+shift injected into ``f0`` (mean +0.5 sd), ``f5`` (scale x1.5) and ``c2`` (even shares), row
+groups of 100,000. The floor reads both files with pyarrow and runs scipy per column, both
+method families in one process, as the harness's ``peers/drift_floor.py`` does: K-S /
+chi-square, then Evidently's defaults above 1,000 rows (Wasserstein distance normed by the
+reference's std >= 0.1, Jensen-Shannon distance on category shares >= 0.1). modelcycle runs as
+a user runs it: ``modelcycle monitor drift --reference R --current C --json``. Every
+measurement is a fresh process timed whole (interpreter, imports, reading included); rounds
+rotate the order, and the figures are medians of per-round ratios to the floor.
 
-- floor: the default tests written plainly (pandas per column, scipy per column);
-- modelcycle: ``compute_drift`` with the default policy;
-- Evidently's DataDriftPreset, when ``evidently`` is importable (``EVIDENTLY_PYTHON=/path/to/
-  python`` runs that contender with another interpreter, e.g. a venv holding Evidently).
+    .venv/bin/python bench/bench_drift.py [--rows 100000 1000000] [--rounds 3]
 
-Prints wall time of the drift computation, peak RSS of the process, the drifted columns, and
-the ratios to the floor. Run: .venv/bin/python bench/bench_drift.py [ROWS ...]
+Evidently (not a dependency) runs too when ``EVIDENTLY_PYTHON`` names an interpreter that has
+it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
-SHIFTED = ("n0", "n1", "c0")
+SHIFTED = ["c2", "f0", "f5"]
+
+_FLOOR = """
+import json, sys
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from scipy import stats
+from scipy.spatial import distance
+
+rt, ct = pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])
+num = [c for c in rt.column_names if c.startswith("f")]
+cat = [c for c in rt.column_names if c.startswith("c")]
+R = {c: rt.column(c).to_numpy() for c in num}
+C = {c: ct.column(c).to_numpy() for c in num}
+
+def shares(col_r, col_c):
+    vr = {d["values"]: d["counts"] for d in pc.value_counts(col_r).to_pylist()}
+    vc = {d["values"]: d["counts"] for d in pc.value_counts(col_c).to_pylist()}
+    keys = sorted((set(vr) | set(vc)) - {None})
+    return (np.array([vr.get(k, 0) for k in keys], float),
+            np.array([vc.get(k, 0) for k in keys], float))
+
+flagged = []
+for c in num:  # K-S / chi-square
+    stats.ks_2samp(R[c], C[c]).pvalue
+for c in cat:
+    r, k = shares(rt.column(c), ct.column(c))
+    stats.chisquare(k, r * (k.sum() / r.sum())).pvalue
+for c in num:  # Evidently's defaults: what the drifted flags below come from
+    if stats.wasserstein_distance(R[c], C[c]) / max(np.std(R[c]), 0.001) >= 0.1:
+        flagged.append(c)
+for c in cat:
+    r, k = shares(rt.column(c), ct.column(c))
+    if distance.jensenshannon(r / r.sum(), k / k.sum()) >= 0.1:
+        flagged.append(c)
+print(json.dumps({"flagged": sorted(flagged)}))
+"""
+
+_EVIDENTLY = """
+import json, sys
+import pyarrow.parquet as pq
+from evidently import Report
+from evidently.presets import DataDriftPreset
+
+ref, cur = pq.read_table(sys.argv[1]).to_pandas(), pq.read_table(sys.argv[2]).to_pandas()
+flagged = []
+for metric in Report([DataDriftPreset()]).run(cur, ref).dict()["metrics"]:
+    config = metric["config"]
+    if config["type"].endswith("ValueDrift"):
+        value, threshold = float(metric["value"]), float(config["threshold"])
+        if (value < threshold) if "p_value" in config["method"] else (value >= threshold):
+            flagged.append(config["column"])
+print(json.dumps({"flagged": sorted(flagged)}))
+"""
 
 
-def make_tables(rows: int):  # type: ignore[no-untyped-def]
+def write_tables(rows: int, folder: Path) -> tuple[Path, Path]:
+    """The harness's drift files (make_fixture.py's drift_frame, seeds 43 and 44)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    rng = np.random.default_rng(42)
-
-    def table(shift: bool) -> pa.Table:
-        cols = {}
+    def table(seed: int, shifted: bool) -> pa.Table:
+        rng = np.random.default_rng(seed)
+        cols: dict[str, Any] = {}
         for i in range(20):
-            loc = 0.5 if shift and f"n{i}" in SHIFTED else 0.0
-            cols[f"n{i}"] = rng.normal(loc, 1.0 + i / 10, rows)
+            name, mu, sd = f"f{i}", (i % 5) - 2.0, 1.0 + (i % 3) * 0.5
+            x = rng.normal(mu, sd, rows)
+            if shifted and name == "f0":
+                x = x + 0.5 * sd
+            if shifted and name == "f5":
+                x = mu + (x - mu) * 1.5
+            cols[name] = x
         for i in range(5):
-            p = [0.5, 0.3, 0.2] if not (shift and f"c{i}" in SHIFTED) else [0.3, 0.3, 0.4]
-            cols[f"c{i}"] = rng.choice(["red", "green", "blue"], rows, p=p)
+            name = f"c{i}"
+            values = np.array([f"{name}_v{k}" for k in range(4)])
+            p = [0.25] * 4 if shifted and name == "c2" else [0.4, 0.3, 0.2, 0.1]
+            cols[name] = values[rng.choice(4, size=rows, p=p)]
         return pa.table(cols)
 
-    return table(False), table(True)
+    ref, cur = folder / f"ref-{rows}.parquet", folder / f"cur-{rows}.parquet"
+    pq.write_table(table(43, False), ref, row_group_size=100_000)
+    pq.write_table(table(44, True), cur, row_group_size=100_000)
+    return ref, cur
 
 
-def run_floor(rows: int) -> list[str]:
-    import numpy as np
-    from scipy import stats
-    from scipy.spatial import distance
-
-    ref_t, cur_t = make_tables(rows)
-    t0 = time.perf_counter()
-    ref, cur = ref_t.to_pandas(), cur_t.to_pandas()
-    drifted = []
-    for col in ref.columns:
-        r, c = ref[col].dropna(), cur[col].dropna()
-        if r.dtype.kind == "f":
-            if len(r) > 1000:
-                score = stats.wasserstein_distance(r, c) / max(np.std(r), 0.001)
-                hit = score >= 0.1
-            else:
-                hit = stats.ks_2samp(r, c).pvalue <= 0.05
-        else:
-            keys = sorted(set(r) | set(c))
-            rp = np.array([r.value_counts().get(k, 0) / len(r) for k in keys])
-            cp = np.array([c.value_counts().get(k, 0) / len(c) for k in keys])
-            hit = distance.jensenshannon(rp, cp) >= 0.1
-        if hit:
-            drifted.append(col)
-    _report("floor (pandas + scipy per column)", time.perf_counter() - t0, drifted)
-    return drifted
+def timed(cmd: list[str]) -> dict[str, Any]:
+    """Wall time, CPU time (user + system: steadier than wall time on a shared machine) and
+    peak RSS of one process run to its end, and the JSON it printed."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:3])}... failed:\n{err[-2000:]}")
+        out.seek(0)
+        printed = json.loads(out.read())
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mb": usage.ru_maxrss / 1024, "json": printed}
 
 
-def run_modelcycle(rows: int) -> None:
-    from modelcycle.monitoring import compute_drift
-
-    ref, cur = make_tables(rows)
-    t0 = time.perf_counter()
-    report = compute_drift(ref, cur)
-    drifted = [c.name for c in report.columns if c.drifted]
-    _report("modelcycle compute_drift", time.perf_counter() - t0, drifted)
-
-
-def run_evidently(rows: int) -> None:
-    from evidently import Report  # type: ignore[import-not-found]
-    from evidently.presets import DataDriftPreset  # type: ignore[import-not-found]
-
-    ref, cur = make_tables(rows)
-    t0 = time.perf_counter()
-    snapshot = Report([DataDriftPreset()]).run(cur.to_pandas(), ref.to_pandas())
-    seconds = time.perf_counter() - t0
-    drifted = []
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if not config["type"].endswith("ValueDrift"):
-            continue
-        value, threshold = float(metric["value"]), float(config["threshold"])
-        p_value = "p_value" in config["method"]
-        if (value < threshold) if p_value else (value >= threshold):
-            drifted.append(config["column"])
-    _report("evidently 0.7 DataDriftPreset", seconds, drifted)
-
-
-def _report(name: str, seconds: float, drifted: list[str]) -> None:
-    import resource
-
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"name": name, "seconds": seconds, "rss_mb": rss_mb, "drifted": drifted}))
-
-
-def _child(kind: str, rows: int) -> dict[str, object] | None:
-    env = dict(os.environ)
-    # Evidently is not a dependency: point EVIDENTLY_PYTHON at an interpreter that has it.
-    python = os.environ.get("EVIDENTLY_PYTHON", sys.executable) if kind == "evidently" else None
-    proc = subprocess.run(
-        [python or sys.executable, __file__, "--child", kind, str(rows)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
-    if proc.returncode != 0:
-        if kind == "evidently":
-            return None
-        raise SystemExit(proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def flagged_by_modelcycle(result: dict[str, Any]) -> list[str]:
+    return sorted(c["name"] for c in result.get("columns", []) if c.get("drifted"))
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        {"floor": run_floor, "modelcycle": run_modelcycle, "evidently": run_evidently}[sys.argv[2]](
-            int(sys.argv[3])
-        )
-        return
-    sizes = [int(a) for a in sys.argv[1:]] or [100_000, 1_000_000]
-    for rows in sizes:
-        print(f"== {rows:,} vs {rows:,} rows, 25 columns, shift in {', '.join(SHIFTED)}")
-        floor = _child("floor", rows)
-        assert floor is not None
-        results = [floor, _child("modelcycle", rows), _child("evidently", rows)]
-        for res in results:
-            if res is None:
-                print(f"  {'evidently DataDriftPreset':<36} not installed in this environment")
-                continue
-            ratio_t = float(res["seconds"]) / float(floor["seconds"])  # type: ignore[arg-type]
-            ratio_m = float(res["rss_mb"]) / float(floor["rss_mb"])  # type: ignore[arg-type]
-            print(
-                f"  {res['name']:<36} {float(res['seconds']):7.2f} s ({ratio_t:4.2f}x floor)  "  # type: ignore[arg-type]
-                f"peak RSS {float(res['rss_mb']):7.0f} MB ({ratio_m:4.2f}x floor)  "  # type: ignore[arg-type]
-                f"drifted: {','.join(res['drifted']) or '-'}"  # type: ignore[arg-type]
-            )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    modelcycle = str(Path(sys.executable).with_name("modelcycle"))
+    evidently = os.environ.get("EVIDENTLY_PYTHON")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in args.rows:
+            ref, cur = write_tables(rows, Path(tmp))
+            contenders = {
+                "floor (pyarrow + scipy per column)": [sys.executable, "-c", _FLOOR],
+                "modelcycle monitor drift": [modelcycle, "monitor", "drift", "--reference"],
+            }
+            if evidently:
+                contenders["evidently DataDriftPreset"] = [evidently, "-c", _EVIDENTLY]
+            names = list(contenders)
+            runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            for rnd in range(args.rounds):
+                for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
+                    cmd = contenders[name]
+                    if name.startswith("modelcycle"):
+                        cmd = [*cmd, str(ref), "--current", str(cur), "--json"]
+                    else:
+                        cmd = [*cmd, str(ref), str(cur)]
+                    runs[name].append(timed(cmd))
+            floor = runs[names[0]]
+            print(f"== {rows:,} vs {rows:,} rows, 25 columns, shift in {', '.join(SHIFTED)}")
+            for name in names:
+                rs = runs[name]
+                wall = statistics.median(r["wall_s"] for r in rs)
+                rss = statistics.median(r["rss_mb"] for r in rs)
+                cpu = statistics.median(r["cpu_s"] for r in rs)
+                cpu_ratio = statistics.median(
+                    r["cpu_s"] / f["cpu_s"] for r, f in zip(rs, floor, strict=True)
+                )
+                ratio = statistics.median(
+                    r["wall_s"] / f["wall_s"] for r, f in zip(rs, floor, strict=True)
+                )
+                rss_ratio = statistics.median(
+                    r["rss_mb"] / f["rss_mb"] for r, f in zip(rs, floor, strict=True)
+                )
+                last = rs[-1]["json"]
+                flagged = (
+                    flagged_by_modelcycle(last)
+                    if name.startswith("modelcycle")
+                    else last["flagged"]
+                )
+                print(
+                    f"  {name:<36} wall {wall:6.2f} s ({ratio:4.2f}x floor)  "
+                    f"CPU {cpu:6.2f} s ({cpu_ratio:4.2f}x)  "
+                    f"peak RSS {rss:6.0f} MiB ({rss_ratio:4.2f}x)  drifted: {','.join(flagged)}"
+                )
+            print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
