@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
     from modelcycle.store.keys import Keys
 
 __all__ = [
+    "IMAGE_SIGNATURE",
+    "SIGNER_LABEL",
     "SignedBundleGate",
     "bundle_signature_path",
     "deploy_settings",
     "kept_signature_path",
     "sign_and_keep",
     "sign_bundle",
+    "signature_layer",
+    "signer_fingerprint",
     "verify_bundle_signature",
 ]
 
@@ -127,6 +132,53 @@ def _reason(exc: Exception) -> str:
         return f"{changed[0]} differs from the signed file{more}"
     first = text.splitlines()[0] if text else type(exc).__name__
     return first if len(first) <= 300 else first[:300] + "..."
+
+
+# -- the container image ----------------------------------------------------------------------
+
+# Where the image keeps the signature: beside the bundle (/opt/bundle), as BUNDLE.sig is beside
+# the folder, so `model_signing verify key /opt/bundle --signature /opt/bundle.sig` works on
+# the image's files.
+IMAGE_SIGNATURE = "/opt/bundle.sig"
+SIGNER_LABEL = "io.modelcycle.signer.fingerprint"
+
+
+def signer_fingerprint(signature: Path | str) -> str:
+    """The signer's key fingerprint a model-signing signature names (its key hint)."""
+    path = Path(signature)
+    try:
+        hint = json.loads(path.read_bytes())["verificationMaterial"]["publicKey"]["hint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise IntegrityError(f"{path} is not a model-signing key signature") from None
+    if not isinstance(hint, str) or not re.fullmatch(r"[0-9a-f]{64}", hint):
+        raise IntegrityError(f"{path}: the key hint is not a sha256 fingerprint")
+    return hint
+
+
+def signature_layer(bundle: BundleInfo, context: Path, image: str) -> tuple[Path, str] | None:
+    """When the bundle's signature lies beside it (deploy put it there after verifying it,
+    under ``[deploy] require_signed``): write into ``context`` the signature and a Containerfile
+    that adds it to ``image`` beside the bundle and labels the image with the signer's
+    fingerprint; return (that Containerfile, the fingerprint). None for an unsigned bundle.
+    A second, one-layer build: the bundle's own Containerfile cannot name a file outside the
+    folder it signs."""
+    sig = bundle_signature_path(bundle.path)
+    if not sig.is_file():
+        return None
+    signer = signer_fingerprint(sig)
+    shutil.copyfile(sig, context / "bundle.sig")
+    labels = {
+        SIGNER_LABEL: signer,
+        "io.modelcycle.signature": IMAGE_SIGNATURE,
+        "io.modelcycle.bundle.sha256": bundle.digest,
+    }
+    label_text = " \\\n      ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    containerfile = context / "Containerfile.signature"
+    containerfile.write_text(
+        f"FROM {image}\nCOPY bundle.sig {IMAGE_SIGNATURE}\nLABEL {label_text}\n",
+        encoding="utf-8",
+    )
+    return containerfile, signer
 
 
 # -- [deploy] require_signed ------------------------------------------------------------------

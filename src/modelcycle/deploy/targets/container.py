@@ -144,6 +144,7 @@ class ImageBuild:
     seconds: float
     base_image: str
     base_seconds: float | None = None
+    signer: str | None = None  # the bundle signer's key fingerprint, when the image carries it
 
 
 def find_engine(cache_dir: Path | None = None) -> Engine:
@@ -343,9 +344,21 @@ def build_image(engine: Engine, bundle: BundleInfo, *, base_image: str) -> Image
         what=f"building image {tag}",
         timeout=1800,
     )
+    # Imported here: signing needs `cryptography`, which a bundle's scoring server does not ship.
+    from modelcycle.deploy.signing import signature_layer
+
+    with tempfile.TemporaryDirectory(prefix="modelcycle-signature-") as context:
+        layer = signature_layer(bundle, Path(context), tag)
+        if layer is not None:  # the signature beside the bundle, the signer as a label
+            fmt = ["--isolation", "chroot", "--format", "docker"] if engine.name == "podman" else []
+            engine.run(
+                "build", "--tag", tag, *fmt, "--file", str(layer[0]), context,
+                what=f"adding the bundle's signature to {tag}", timeout=600,
+            )  # fmt: skip
     seconds = time.perf_counter() - started
     shown = engine.run("image", "inspect", "--format", "{{.Id}} {{.Size}}", tag).stdout.split()
-    return ImageBuild(tag, shown[0], int(shown[1]), seconds, base_image, base_seconds)
+    signer = layer[1] if layer is not None else None
+    return ImageBuild(tag, shown[0], int(shown[1]), seconds, base_image, base_seconds, signer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,6 +477,7 @@ class ContainerTarget(Target):
                 "image_size_bytes": build.size_bytes,
                 "build_seconds": round(build.seconds, 2),
                 "base_image": build.base_image,
+                "signer": build.signer,
                 "base_image_seconds": (
                     round(build.base_seconds, 2) if build.base_seconds is not None else None
                 ),
