@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.entities import Run, StepRun
 from modelcycle.errors import Conflict, InvalidInput, NotFound
-from modelcycle.liveness import stale_reason
+from modelcycle.liveness import StaleSweep, last_line
 from modelcycle.statuses import RunStatus, StepStatus
 from modelcycle.store import MetadataStore, resolve_id, tables
 
@@ -60,6 +60,7 @@ class RunRecords:
         self._meta = metadata
         self._actor = actor
         self.stale_after = stale_after
+        self._stale: StaleSweep[Run] = StaleSweep(self.mark_stale, lambda: self.stale_after)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ class RunRecords:
         duration_s: float,
         run_totals: Mapping[str, Any],
     ) -> None:
-        payload = {"step": name, "error": _last_line(error)}
+        payload = {"step": name, "error": last_line(error)}
         with self._write("run.step_failed", run_id, payload) as tx:
             self._touch(tx.conn, run_id, run_totals)
             s = tables.run_steps
@@ -242,7 +243,7 @@ class RunRecords:
         if failure:
             payload["failure"] = failure
         if error:
-            payload["error"] = _last_line(error)
+            payload["error"] = last_line(error)
         if totals.get("models"):
             payload["models"] = list(totals["models"])
         with self._write(action, run_id, payload) as tx:
@@ -473,21 +474,10 @@ class RunRecords:
         r = tables.runs
         with self._meta.read() as conn:
             rows = conn.execute(select(r).where(r.c.status == RunStatus.RUNNING)).all()
-        for row in rows:
-            self._check_stale(_to_run(row._mapping, ()))
+        self._stale.sweep(_to_run(row._mapping, ()) for row in rows)
 
     def _check_stale(self, run: Run) -> bool:
-        reason = self._stale_reason(run)
-        return reason is not None and self.mark_stale(run, reason)
-
-    def _stale_reason(self, run: Run) -> str | None:
-        return stale_reason(
-            host=run.hostname,
-            pid=run.pid,
-            heartbeat_at=run.heartbeat_at,
-            started_at=run.started_at,
-            stale_after=self.stale_after,
-        )
+        return self._stale.check(run)
 
 
 def iter_json(text: str | None, default: Any) -> Any:
@@ -573,8 +563,3 @@ def _index_blob(conn: Connection, sha256: str, size: int, label: str, actor: str
         conn.execute(sqlite_insert(a).values(**values).on_conflict_do_nothing())
     elif conn.execute(select(a.c.sha256).where(a.c.sha256 == sha256)).first() is None:
         conn.execute(insert(a).values(**values))
-
-
-def _last_line(error: str) -> str:
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[-1][:500] if lines else ""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import builtins
 import os
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from modelcycle.errors import Conflict, IntegrityError, InvalidInput, ModelcycleError
+from modelcycle.liveness import Heartbeat
 from modelcycle.registry import ModelRegistry, Signature
 from modelcycle.scoring import batch_io
 from modelcycle.scoring.batch_outputs import open_output, output_text
@@ -409,7 +409,11 @@ class BatchScoring:
         progress: Progress | None,
         rejects: batch_io.Rejects | None = None,
     ) -> BatchJob:
-        beat = _Heartbeat(self.records, job_id, interval=min(10.0, self.records.stale_after / 4))
+        beat = Heartbeat(
+            lambda: self.records.heartbeat(job_id),
+            min(10.0, self.records.stale_after / 4),
+            name="batch-heartbeat",
+        )
         beat.start()
         rows_done = 0
         counted = {"rows": 0, "chunks": 0}
@@ -502,29 +506,3 @@ def _object_url(artifacts: ArtifactStore, sha256: str) -> str | None:
     if isinstance(artifacts, S3ArtifactStore):
         return f"s3://{artifacts.bucket}/{artifacts.key(sha256)}"
     return None
-
-
-class _Heartbeat:
-    """Refreshes the job's heartbeat from a thread while the job runs."""
-
-    def __init__(self, records: BatchRecords, job_id: str, *, interval: float) -> None:
-        self._records = records
-        self._job_id = job_id
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batch-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._records.heartbeat(self._job_id)
-            except Exception:  # noqa: S112 - a missed beat is retried next interval
-                continue

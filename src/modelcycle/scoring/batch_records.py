@@ -24,7 +24,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from modelcycle.audit import canonical_json, utc_timestamp
 from modelcycle.errors import Conflict, NotFound
-from modelcycle.liveness import hostname, stale_reason
+from modelcycle.liveness import StaleSweep, hostname, last_line
 from modelcycle.statuses import BatchJobStatus
 from modelcycle.store import MetadataStore, resolve_id, tables
 
@@ -81,6 +81,7 @@ class BatchRecords:
         self._meta = metadata
         self._actor = actor
         self.stale_after = stale_after
+        self._stale: StaleSweep[BatchJob] = StaleSweep(self._mark_stale, lambda: self.stale_after)
 
     # -- audited writes ---------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class BatchRecords:
     def failed(self, job_id: str, error: str, *, only_if_running: bool = False) -> bool:
         """Mark the job failed (``batch.failed``); False when it was not running (and had to be)."""
         j = tables.batch_jobs
-        with self._write("batch.failed", job_id, {"error": _last_line(error)}) as tx:
+        with self._write("batch.failed", job_id, {"error": last_line(error)}) as tx:
             query = update(j).where(j.c.id == job_id)
             if only_if_running:
                 query = query.where(j.c.status == BatchJobStatus.RUNNING)
@@ -239,8 +240,7 @@ class BatchRecords:
         j = tables.batch_jobs
         with self._meta.read() as conn:
             running = conn.execute(select(j).where(j.c.status == BatchJobStatus.RUNNING)).all()
-        for row in running:
-            self._check_stale(_to_job(row._mapping, ()))
+        self._stale.sweep(_to_job(row._mapping, ()) for row in running)
         query = select(j).order_by(j.c.started_at.desc())
         if limit is not None:
             query = query.limit(limit)
@@ -290,24 +290,16 @@ class BatchRecords:
         )
 
     def _check_stale(self, job: BatchJob) -> bool:
-        reason = self.stale_reason(job)
-        if reason is None:
-            return False
+        return job.status == BatchJobStatus.RUNNING and self._stale.check(job)
+
+    def _mark_stale(self, job: BatchJob, reason: str) -> bool:
         try:
             return self.failed(job.id, reason, only_if_running=True)
         except _NotRunning:
             return False
 
     def stale_reason(self, job: BatchJob) -> str | None:
-        if job.status != BatchJobStatus.RUNNING:
-            return None
-        return stale_reason(
-            host=job.hostname,
-            pid=job.pid,
-            heartbeat_at=job.heartbeat_at,
-            started_at=job.started_at,
-            stale_after=self.stale_after,
-        )
+        return self._stale.reason(job) if job.status == BatchJobStatus.RUNNING else None
 
 
 class _NotRunning(Conflict):
@@ -337,8 +329,3 @@ def _to_job(m: Any, chunks: tuple[ChunkRow, ...]) -> BatchJob:
         created_by=m["created_by"],
         chunks=chunks,
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return (lines[-1] if lines else text)[:500]
