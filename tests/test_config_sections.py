@@ -3,6 +3,7 @@ naming ``section.key`` and what was expected (InvalidInput: exit 2), never a tra
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,87 @@ def test_cli_exits_2_with_one_line(root: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error: modelcycle.toml monitoring.min_rows: expected")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# -- the arrays of tables: [[rules]], [[schedules]], [[sources]], [[monitor]] ------------------
+
+_RULE = 'name = "r"\non = "audit.note"\ndo = "note"\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        (f"[[rules]]\n{_RULE}[[rules]]\n{_RULE}wehre = {{}}\n",
+         "rules[1].wehre: unknown key (expected one of: name, on, do, where, with, debounce,"),
+        ('[[rules]]\nname = "r"\non = "audit.note"\n', "rules[0].do: required key is missing"),
+        (f"[[rules]]\n{_RULE}max_attempts = 50\n",
+         "rules[0].max_attempts: expected less than or equal to 20, got 50"),
+        (f'[[rules]]\n{_RULE}max_attempts = "3"\n',
+         "rules[0].max_attempts: expected a valid integer"),
+        (f"[[rules]]\n{_RULE}with = 5\n", "rules[0].with: expected a table, got 5"),
+        ('[[rules]]\nname = "r"\non = "nope"\ndo = "note"\n', "rules[0].on: expected one of "),
+        (f"[[rules]]\n{_RULE}[[rules]]\n{_RULE}", "rules[1].name: two rules are named 'r'"),
+        ('[[schedules]]\nname = "s"\nevery = "0s"\ndo = "note"\n',
+         "schedules[0].every: expected at least 1s, got '0s'"),
+        ('[[schedules]]\nname = "s"\nevery = 15\ndo = "note"\n',
+         "schedules[0].every: expected a valid string, got 15"),
+        ('[[schedules]]\nname = "s"\nevery = "1m"\ndo = "launch"\n',
+         "schedules[0].do: 'launch' is not an action"),
+        ('[[sources]]\ndataset = "d"\npath = "x"\nglob = true\n', "sources[0].glob: unknown key"),
+        ('[[sources]]\ndataset = "a/b"\npath = "x"\n', "sources[0].dataset: expected a name"),
+        ('[[sources]]\ndataset = "d"\npath = " "\n',
+         "sources[0].path: expected a file, folder or glob"),
+        ('[[monitor]]\nmodel = "m"\nwindow = "1h"\nevery = "1h"\nperformance = "yes"\n',
+         "monitor[0].performance: expected a valid boolean, got 'yes'"),
+        ('[[monitor]]\nmodel = "m"\nwindow = "soon"\nevery = "1h"\n',
+         "monitor[0].window: expected a positive number and a unit"),
+        ("rules = 3\n", "rules: expected a valid list"),
+    ],
+)  # fmt: skip
+def test_an_array_section_names_section_index_key(root: Path, toml: str, expected: str) -> None:
+    from modelcycle.automations import load_rules, load_schedules, load_sources
+    from modelcycle.monitoring.schedule import monitor_entries
+    from modelcycle.settings import read_config_file
+
+    config = read_config_file(_with(root, toml) / "modelcycle.toml")
+
+    def read_all() -> None:
+        load_rules(config, ["note"])
+        load_schedules(config, ["note"])
+        load_sources(config)
+        monitor_entries(config)
+
+    with pytest.raises(InvalidInput) as bad:
+        read_all()
+    assert str(bad.value).startswith(f"modelcycle.toml {expected}"), str(bad.value)
+    assert "\n" not in str(bad.value)
+
+
+def test_good_array_sections_are_read(root: Path) -> None:
+    from modelcycle.automations import load_rules, load_schedules, load_sources
+    from modelcycle.settings import read_config_file
+
+    toml = (
+        f'[[rules]]\n{_RULE}with = {{ text = "{{subject}}" }}\ndebounce = "6h"\n'
+        '[[schedules]]\nname = "s"\nevery = "15m"\ndo = "note"\n'
+        '[[sources]]\ndataset = "d"\npath = " in/*.csv "\n'
+    )
+    config = read_config_file(_with(root, toml) / "modelcycle.toml")
+    (rule,) = load_rules(config, ["note"])
+    assert (rule.params, rule.debounce, rule.max_attempts) == (
+        {"text": "{subject}"},
+        timedelta(hours=6),
+        3,
+    )
+    assert load_schedules(config, ["note"])[0].every == timedelta(minutes=15)
+    assert [(s.dataset, s.path) for s in load_sources(config)] == [("d", "in/*.csv")]
+
+
+def test_rules_check_exits_2_with_one_line(root: Path) -> None:
+    _with(root, f"[[rules]]\n{_RULE}max_attempts = 50\n")
+    proc = run_cli("rules", "check", cwd=root)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "error: modelcycle.toml rules[0].max_attempts: expected less than or equal to 20, got 50"
+    )

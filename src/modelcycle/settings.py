@@ -235,8 +235,9 @@ def parse_section(config: Mapping[str, Any], name: str, model: type[T]) -> T:
         return TypeAdapter(model).validate_python(raw)
     except ValidationError as exc:
         item = getattr(model, "__args__", (model,))[0]  # list[Model] names Model's keys
-        fields = getattr(item, "model_fields", None)
-        raise section_error(exc, name, list(fields or ())) from None
+        fields = getattr(item, "model_fields", None) or {}
+        keys = [f.alias or key for key, f in fields.items()]  # as written: "with", not "with_"
+        raise section_error(exc, name, keys) from None
 
 
 def section_error(exc: ValidationError, section: str, known: Sequence[str] = ()) -> InvalidInput:

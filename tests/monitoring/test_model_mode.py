@@ -188,9 +188,9 @@ def test_monitor_entries_are_validated() -> None:
     entries = monitor_entries({"monitor": [{"model": "credit", "window": "1h", "every": "15m"}]})
     assert entries == [MonitorEntry("credit", timedelta(hours=1), timedelta(minutes=15))]
     assert monitor_entries({}) == []
-    with pytest.raises(InvalidInput, match=r"\[\[monitor\]\] #1.window"):
+    with pytest.raises(InvalidInput, match=r"^modelcycle.toml monitor\[0\].window: expected"):
         monitor_entries({"monitor": [{"model": "m", "window": "soon", "every": "1h"}]})
-    with pytest.raises(InvalidInput, match="missing 'every'"):
+    with pytest.raises(InvalidInput, match=r"monitor\.every: required key is missing"):
         MonitorEntry.from_config({"model": "m", "window": "1h"})
     with pytest.raises(InvalidInput, match="unknown key"):
         MonitorEntry.from_config({"model": "m", "window": "1h", "every": "1h", "evry": 1})

@@ -24,13 +24,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
 
 from modelcycle.entities import AuditEvent
 from modelcycle.errors import InvalidInput
 from modelcycle.names import validate_name
+from modelcycle.settings import CONFIG_FILE, SectionModel, parse_section
 
-__all__ = ["KNOWN_EVENTS", "Rule", "load_rules", "parse_duration"]
+__all__ = ["KNOWN_EVENTS", "Rule", "RuleEntry", "load_rules", "parse_duration"]
 
 # The events stages emit today; a rule on anything else is refused at load.
 KNOWN_EVENTS = frozenset(
@@ -55,7 +58,6 @@ KNOWN_EVENTS = frozenset(
     }
 )
 
-_RULE_KEYS = frozenset({"name", "on", "where", "do", "with", "debounce", "max_attempts"})
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -69,6 +71,29 @@ def parse_duration(text: str, *, field: str) -> timedelta:
             f"{text!r} is not a duration; expected e.g. 30s, 15m, 6h, 1d", field=field
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def checked_name(value: str) -> str:
+    """A validator: the naming rule (pydantic reports the ValueError as ``expected ...``)."""
+    try:
+        return validate_name(value)
+    except InvalidInput:
+        raise ValueError(
+            f"a name of 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit, "
+            f"without '..' or '/', got {value!r}"
+        ) from None
+
+
+def _event(value: str) -> str:
+    if value not in KNOWN_EVENTS:
+        raise ValueError(f"one of {', '.join(sorted(KNOWN_EVENTS))}, got {value!r}")
+    return value
+
+
+def _duration(value: str | None) -> str | None:
+    if value is not None and not _DURATION.match(value.strip()):
+        raise ValueError(f"a duration such as 30s, 15m, 6h, 1d, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -138,57 +163,50 @@ def _event_values(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
+class RuleEntry(SectionModel):
+    """One ``[[rules]]`` table as written; :func:`load_rules` checks the actions and names."""
+
+    name: Annotated[str, AfterValidator(checked_name)]
+    on: Annotated[str, AfterValidator(_event)]
+    do: str
+    where: dict[str, Any] = Field(default_factory=dict)
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    debounce: Annotated[str | None, AfterValidator(_duration)] = None
+    max_attempts: int = Field(default=3, ge=1, le=20, strict=True)
+
+
 def load_rules(config: Mapping[str, Any], actions: Iterable[str]) -> list[Rule]:
-    """Every ``[[rules]]`` entry, checked; the first problem names the rule and field."""
-    raw = config.get("rules", [])
-    if not isinstance(raw, list):
-        raise InvalidInput("must be an array of tables ([[rules]])", field="rules")
+    """Every ``[[rules]]`` entry, checked; the first problem is one line naming
+    ``rules[INDEX].KEY`` (InvalidInput)."""
+    entries = parse_section(config, "rules", list[RuleEntry])
     known_actions = set(actions)
     rules: list[Rule] = []
     seen: set[str] = set()
-    for i, entry in enumerate(raw):
-        where = f"rules[{i}]"
-        if not isinstance(entry, dict):
-            raise InvalidInput("must be a table", field=where)
-        unknown = sorted(
-            set(entry) - {"name", "on", "where", "do", "with", "debounce", "max_attempts"}
-        )
-        if unknown:
-            raise InvalidInput(f"unknown key {unknown[0]!r}", field=where)
-        name = validate_name(str(entry.get("name", "")), field=f"{where}.name")
-        if name in seen:
-            raise InvalidInput(f"two rules are named {name!r}", field=f"{where}.name")
-        seen.add(name)
-        on = str(entry.get("on", ""))
-        if on not in KNOWN_EVENTS:
+    for i, entry in enumerate(entries):
+        if entry.name in seen:
+            raise InvalidInput(f"two rules are named {entry.name!r}", field=_field(i, "name"))
+        seen.add(entry.name)
+        if entry.do not in known_actions:
             raise InvalidInput(
-                f"{on!r} is not an event; expected one of {', '.join(sorted(KNOWN_EVENTS))}",
-                field=f"{where}.on",
+                f"{entry.do!r} is not an action; expected one of "
+                f"{', '.join(sorted(known_actions))}",
+                field=_field(i, "do"),
             )
-        do = str(entry.get("do", ""))
-        if do not in known_actions:
-            raise InvalidInput(
-                f"{do!r} is not an action; expected one of {', '.join(sorted(known_actions))}",
-                field=f"{where}.do",
-            )
-        filters = entry.get("where", {})
-        params = entry.get("with", {})
-        for key, value in (("where", filters), ("with", params)):
-            if not isinstance(value, dict):
-                raise InvalidInput("must be a table", field=f"{where}.{key}")
-        debounce = entry.get("debounce")
-        attempts = entry.get("max_attempts", 3)
-        if not isinstance(attempts, int) or not 1 <= attempts <= 20:
-            raise InvalidInput("must be an integer from 1 to 20", field=f"{where}.max_attempts")
         rules.append(
             Rule(
-                name=name,
-                on=on,
-                do=do,
-                where=dict(filters),
-                params=dict(params),
-                debounce=parse_duration(debounce, field=f"{where}.debounce") if debounce else None,
-                max_attempts=attempts,
+                name=entry.name,
+                on=entry.on,
+                do=entry.do,
+                where=dict(entry.where),
+                params=dict(entry.with_),
+                debounce=parse_duration(entry.debounce, field="debounce")
+                if entry.debounce
+                else None,
+                max_attempts=entry.max_attempts,
             )
         )
     return rules
+
+
+def _field(index: int, key: str, section: str = "rules") -> str:
+    return f"{CONFIG_FILE} {section}[{index}].{key}"

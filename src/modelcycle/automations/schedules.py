@@ -29,15 +29,25 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
 
 from modelcycle.automations.queue import JobQueue
-from modelcycle.automations.rules import parse_duration
+from modelcycle.automations.rules import checked_name, parse_duration
 from modelcycle.entities import Job
 from modelcycle.errors import InvalidInput
-from modelcycle.names import validate_name
+from modelcycle.settings import CONFIG_FILE, SectionModel, parse_section
 
-__all__ = ["Schedule", "Scheduler", "Source", "load_schedules", "load_sources"]
+__all__ = [
+    "Schedule",
+    "ScheduleEntry",
+    "Scheduler",
+    "Source",
+    "SourceEntry",
+    "load_schedules",
+    "load_sources",
+]
 
 
 @dataclass(frozen=True)
@@ -54,47 +64,58 @@ class Source:
     path: str
 
 
+def _every(value: str) -> str:
+    """A validator: a duration of at least a second (pydantic says ``expected ...``)."""
+    try:
+        every = parse_duration(value, field="every")
+    except InvalidInput:
+        raise ValueError(f"a duration such as 30s, 15m, 6h, 1d, got {value!r}") from None
+    if every < timedelta(seconds=1):
+        raise ValueError(f"at least 1s, got {value!r}")
+    return value
+
+
+def _path(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a file, folder or glob")
+    return value.strip()
+
+
+class ScheduleEntry(SectionModel):
+    """One ``[[schedules]]`` table as written; :func:`load_schedules` checks the action."""
+
+    name: Annotated[str, AfterValidator(checked_name)]
+    every: Annotated[str, AfterValidator(_every)]
+    do: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+
+class SourceEntry(SectionModel):
+    """One ``[[sources]]`` table: a data set fed by a file, folder or glob."""
+
+    dataset: Annotated[str, AfterValidator(checked_name)]
+    path: Annotated[str, AfterValidator(_path)]
+
+
 def load_schedules(config: Mapping[str, Any], actions: Iterable[str]) -> list[Schedule]:
-    """``[[schedules]]``, checked."""
+    """``[[schedules]]``, checked; a problem is one line naming ``schedules[INDEX].KEY``."""
     known = set(actions)
     out: list[Schedule] = []
-    for i, entry in enumerate(_entries(config, "schedules")):
-        where = f"schedules[{i}]"
-        name = validate_name(str(entry.get("name", "")), field=f"{where}.name")
-        every = parse_duration(str(entry.get("every", "")), field=f"{where}.every")
-        if every < timedelta(seconds=1):
-            raise InvalidInput("must be at least 1s", field=f"{where}.every")
-        do = str(entry.get("do", ""))
-        if do not in known:
+    for i, entry in enumerate(parse_section(config, "schedules", list[ScheduleEntry])):
+        if entry.do not in known:
             raise InvalidInput(
-                f"{do!r} is not an action; expected one of {', '.join(sorted(known))}",
-                field=f"{where}.do",
+                f"{entry.do!r} is not an action; expected one of {', '.join(sorted(known))}",
+                field=f"{CONFIG_FILE} schedules[{i}].do",
             )
-        params = entry.get("with", {})
-        if not isinstance(params, dict):
-            raise InvalidInput("must be a table", field=f"{where}.with")
-        out.append(Schedule(name, every, do, dict(params)))
+        every = parse_duration(entry.every, field="every")
+        out.append(Schedule(entry.name, every, entry.do, dict(entry.with_)))
     return out
 
 
 def load_sources(config: Mapping[str, Any]) -> list[Source]:
-    """``[[sources]]``, checked."""
-    out: list[Source] = []
-    for i, entry in enumerate(_entries(config, "sources")):
-        where = f"sources[{i}]"
-        dataset = validate_name(str(entry.get("dataset", "")), field=f"{where}.dataset")
-        path = str(entry.get("path", "")).strip()
-        if not path:
-            raise InvalidInput("must name a file, folder or glob", field=f"{where}.path")
-        out.append(Source(dataset, path))
-    return out
-
-
-def _entries(config: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-    raw = config.get(key, [])
-    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
-        raise InvalidInput(f"must be an array of tables ([[{key}]])", field=key)
-    return raw
+    """``[[sources]]``, checked; a problem is one line naming ``sources[INDEX].KEY``."""
+    entries = parse_section(config, "sources", list[SourceEntry])
+    return [Source(e.dataset, e.path) for e in entries]
 
 
 class Scheduler:

@@ -13,22 +13,61 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, StrictBool, StrictStr
 
 from modelcycle.errors import InvalidInput
 from modelcycle.monitoring.facade import Monitoring
 from modelcycle.monitoring.performance import PerformanceReport
 from modelcycle.monitoring.results import DriftCheck
 from modelcycle.monitoring.windows import parse_duration
+from modelcycle.settings import SectionModel, parse_section
 from modelcycle.store import MetadataStore
 
 if TYPE_CHECKING:
     from modelcycle.datasets import DatasetCatalog
     from modelcycle.registry import ModelRegistry
 
-__all__ = ["MonitorEntry", "ScheduledResult", "monitor_entries", "run_scheduled_check"]
+__all__ = [
+    "MonitorEntry",
+    "MonitorSection",
+    "ScheduledResult",
+    "monitor_entries",
+    "run_scheduled_check",
+]
 
-_KEYS = {"model", "window", "every", "performance", "columns"}
+
+def _ref(value: str) -> str:
+    """A validator: NAME, NAME@ALIAS or NAME/VERSION (pydantic says ``expected ...``)."""
+    from modelcycle.registry import parse_model_ref
+
+    try:
+        if not value or "/" in value or "@" in value:
+            parse_model_ref(value, field="model")
+    except InvalidInput:
+        raise ValueError(f"NAME, NAME@ALIAS or NAME/VERSION, got {value!r}") from None
+    return value
+
+
+def _duration(value: str) -> str:
+    try:
+        parse_duration(value)
+    except InvalidInput:
+        raise ValueError(
+            f"a positive number and a unit, e.g. 30m, 1h, 1d, 2w, got {value!r}"
+        ) from None
+    return value
+
+
+class MonitorSection(SectionModel):
+    """One ``[[monitor]]`` table as written."""
+
+    model: Annotated[str, AfterValidator(_ref)]
+    window: Annotated[str, AfterValidator(_duration)]
+    every: Annotated[str, AfterValidator(_duration)]
+    performance: StrictBool = True
+    columns: list[StrictStr] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,51 +79,25 @@ class MonitorEntry:
     columns: tuple[str, ...] | None = None
 
     @classmethod
-    def from_config(cls, entry: Mapping[str, Any], *, where: str = "[[monitor]]") -> MonitorEntry:
-        """Validate one entry; errors name the entry and the key."""
-        from modelcycle.registry import parse_model_ref
+    def from_config(cls, entry: Mapping[str, Any], *, section: str = "monitor") -> MonitorEntry:
+        """Validate one entry; a problem is one line naming ``section.key``."""
+        return cls._of(parse_section({section: entry}, section, MonitorSection))
 
-        if not isinstance(entry, Mapping):
-            raise InvalidInput("must be a table with model, window, every", field=where)
-        unknown = sorted(set(entry) - _KEYS)
-        if unknown:
-            raise InvalidInput(
-                f"unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(_KEYS))}",
-                field=where,
-            )
-        for key in ("model", "window", "every"):
-            if key not in entry:
-                raise InvalidInput(f"is missing {key!r}", field=where)
-        model = entry["model"]
-        if not isinstance(model, str) or not model:
-            raise InvalidInput("must be NAME, NAME@ALIAS or NAME/VERSION", field=f"{where}.model")
-        if "/" in model or "@" in model:
-            parse_model_ref(model, field=f"{where}.model")
-        performance = entry.get("performance", True)
-        if not isinstance(performance, bool):
-            raise InvalidInput("must be true or false", field=f"{where}.performance")
-        columns = entry.get("columns")
-        if columns is not None and (
-            not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
-        ):
-            raise InvalidInput("must be a list of column names", field=f"{where}.columns")
+    @classmethod
+    def _of(cls, m: MonitorSection) -> MonitorEntry:
         return cls(
-            model=model,
-            window=parse_duration(entry["window"], field=f"{where}.window"),
-            every=parse_duration(entry["every"], field=f"{where}.every"),
-            performance=performance,
-            columns=tuple(columns) if columns is not None else None,
+            model=m.model,
+            window=parse_duration(m.window),
+            every=parse_duration(m.every),
+            performance=m.performance,
+            columns=tuple(m.columns) if m.columns is not None else None,
         )
 
 
 def monitor_entries(config: Mapping[str, Any]) -> list[MonitorEntry]:
-    """Every ``[[monitor]]`` entry of a parsed modelcycle.toml, validated."""
-    entries = config.get("monitor", [])
-    if not isinstance(entries, list):
-        raise InvalidInput("must be an array of tables: [[monitor]]", field="[[monitor]]")
-    return [
-        MonitorEntry.from_config(e, where=f"[[monitor]] #{i + 1}") for i, e in enumerate(entries)
-    ]
+    """Every ``[[monitor]]`` entry of a parsed modelcycle.toml, validated; a problem is one
+    line naming ``monitor[INDEX].KEY``."""
+    return [MonitorEntry._of(m) for m in parse_section(config, "monitor", list[MonitorSection])]
 
 
 @dataclass(frozen=True)
