@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 
 from modelcycle.audit import utc_timestamp
+from modelcycle.automations.cursors import advance_cursor, config_changed_at, start_cursor
 from modelcycle.automations.queue import JobQueue
 from modelcycle.automations.rules import Rule
 from modelcycle.entities import AuditEvent, Job
@@ -98,7 +99,8 @@ class Dispatcher:
             (r, e) for e in events for r in self._rules if e.seq > anchors[r.name] and r.matches(e)
         ]
         if not matches:
-            self._advance(last)  # no change to record: the cursor is bookkeeping
+            with self._meta.unaudited() as conn:  # no change to record: bookkeeping
+                advance_cursor(conn, _CURSOR, last)
             return []
         queued: list[Job] = []
         with self._meta.write(actor=self._actor, action="rules.dispatched", subject="rules") as tx:
@@ -131,11 +133,7 @@ class Dispatcher:
                 )
                 if created:
                     queued.append(job)
-            tx.conn.execute(
-                update(tables.event_cursors)
-                .where(tables.event_cursors.c.name == _CURSOR, tables.event_cursors.c.seq < last)
-                .values(seq=last)
-            )
+            advance_cursor(tx.conn, _CURSOR, last)
             tx.payload.update(
                 after_seq=cursor,
                 to_seq=last,
@@ -185,7 +183,7 @@ class Dispatcher:
 
     def _register(self, rule: Rule) -> int:
         """Record that ``rule`` acts only on events after the config file last changed."""
-        changed_at = self._config_changed_at()
+        changed_at = config_changed_at(self._config_path)
         key = rule_key(rule)
         ev = tables.audit_events
         try:
@@ -213,38 +211,13 @@ class Dispatcher:
             return known.seq
         return after
 
-    def _config_changed_at(self) -> str | None:
-        if self._config_path is None:
-            return None
-        try:
-            mtime = self._config_path.stat().st_mtime
-        except OSError:
-            return None  # no file: the rule is as new as now
-        return utc_timestamp(datetime.fromtimestamp(mtime, UTC))
-
     def _cursor(self, start: int | None) -> int:
-        t = tables.event_cursors
-        with self._meta.read() as conn:
-            seq = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-        if seq is None:
-            # Never dispatched here: start where the rules start (or at the head), not at
-            # event 1, so a first worker does not walk all of history.
-            with self._meta.unaudited() as conn:
-                exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-                if exists is not None:
-                    return int(exists)
-                if start is None:
-                    start = int(
-                        conn.execute(
-                            select(tables.audit_head.c.seq).where(tables.audit_head.c.id == 1)
-                        ).scalar()
-                        or 0
-                    )
-                conn.execute(t.insert().values(name=_CURSOR, seq=start))
-            return start
-        return int(seq)
+        # Never dispatched here: start where the rules start (or at the head), not at event 1,
+        # so a first worker does not walk all of history.
+        def first(conn: Connection) -> int:
+            if start is not None:
+                return start
+            head = tables.audit_head
+            return int(conn.execute(select(head.c.seq).where(head.c.id == 1)).scalar() or 0)
 
-    def _advance(self, seq: int) -> None:
-        t = tables.event_cursors
-        with self._meta.unaudited() as conn:
-            conn.execute(update(t).where(t.c.name == _CURSOR, t.c.seq < seq).values(seq=seq))
+        return start_cursor(self._meta, _CURSOR, first)

@@ -30,11 +30,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy import Connection, func, select, update
 
 from modelcycle.audit import VerifyReport, canonical_json, utc_timestamp
 from modelcycle.automations.channels import DeliveryFailed, Message, make_channel
+from modelcycle.automations.cursors import advance_cursor, config_changed_at, start_cursor
 from modelcycle.automations.notify_config import (
     TEST_EVENT,
     VERIFY_FAILED,
@@ -160,7 +160,8 @@ class Notifications:
             model = _model_of(event)
             wanted += [(e, event, name) for e in self.config.entries if e.wants(name, model)]
         if not wanted:
-            self._advance(last)
+            with self._meta.unaudited() as conn:  # nothing to record: bookkeeping
+                advance_cursor(conn, _CURSOR, last)
             return []
         queued: list[Job] = []
         try:
@@ -200,11 +201,7 @@ class Notifications:
             )
             if created:
                 queued.append(job)
-        tx.conn.execute(
-            update(tables.event_cursors)
-            .where(tables.event_cursors.c.name == _CURSOR, tables.event_cursors.c.seq < last)
-            .values(seq=last)
-        )
+        advance_cursor(tx.conn, _CURSOR, last)
         tx.payload.update(after_seq=cursor, to_seq=last, queued=[j.id for j in queued])
 
     def deliver(self, stages: Any, job: Job) -> dict[str, Any]:
@@ -331,44 +328,16 @@ class Notifications:
         return Message(uuid.uuid4().hex, event, subject, at, actor, payload, links)
 
     def _cursor(self) -> int:
-        t = tables.event_cursors
-        with self._meta.read() as conn:
-            seq = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-        if seq is not None:
-            return int(seq)
         # First time: notify about what happened since modelcycle.toml last changed (the
         # entries were there by then at the latest), never about older history.
-        ev = tables.audit_events
-        try:
-            with self._meta.unaudited() as conn:
-                exists = conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar()
-                if exists is not None:
-                    return int(exists)
-                query = select(func.max(ev.c.seq))
-                changed = self._config_changed_at()
-                if changed is not None:
-                    query = query.where(ev.c.at <= changed)
-                start = int(conn.execute(query).scalar() or 0)
-                conn.execute(t.insert().values(name=_CURSOR, seq=start))
-        except SAIntegrityError:
-            # Another worker on another machine started the cursor first: use theirs.
-            with self._meta.read() as conn:
-                return int(conn.execute(select(t.c.seq).where(t.c.name == _CURSOR)).scalar_one())
-        return start
+        def first(conn: Connection) -> int:
+            query = select(func.max(tables.audit_events.c.seq))
+            changed = config_changed_at(self._config_path)
+            if changed is not None:
+                query = query.where(tables.audit_events.c.at <= changed)
+            return int(conn.execute(query).scalar() or 0)
 
-    def _config_changed_at(self) -> str | None:
-        if self._config_path is None:
-            return None
-        try:
-            mtime = self._config_path.stat().st_mtime
-        except OSError:
-            return None
-        return utc_timestamp(datetime.fromtimestamp(mtime, UTC))
-
-    def _advance(self, seq: int) -> None:
-        t = tables.event_cursors
-        with self._meta.unaudited() as conn:
-            conn.execute(update(t).where(t.c.name == _CURSOR, t.c.seq < seq).values(seq=seq))
+        return start_cursor(self._meta, _CURSOR, first)
 
 
 def describe(jobs: Sequence[Job]) -> list[dict[str, Any]]:
