@@ -154,6 +154,7 @@ def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
 
         # 2. The worker trains and registers.
         _wait(lambda: _has_model(ws, "credit"), "the worker to register credit/1", 90)
+        _wait(lambda: ws.automations.queue.list()[0].state == "succeeded", "the training job")
         (first_job,) = ws.automations.queue.list()
         by = [
             e.payload["worker"]
