@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from _server import start_api_server  # noqa: E402 - bench/ is the script's folder
 
 RUNS = 10_000
 EVENTS = 100_000
@@ -182,15 +183,7 @@ def main() -> None:
             f"filled {args.runs} runs and {count} audit events in {time.perf_counter() - t0:.0f} s"
         )
         _, token = TokenStore(ws.metadata, "bench").create("bench", "reader")
-        port = _free_port()
-        env = {**os.environ, "MODELCYCLE_HOME": str(ws.root)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "modelcycle", "server", "--port", str(port),
-             "--workers", str(args.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        _wait(base + "/api/v1/health", server)
+        server, base = start_api_server(ws.root, "--workers", str(args.workers))
         floors = floor_queries(ws.metadata)
         tool = "wrk" if shutil.which("wrk") else "python client"
         print(f"backend {args.backend}, {args.workers} server worker(s), HTTP by {tool}, "
@@ -217,29 +210,6 @@ def main() -> None:
         if pg is not None:
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"the server exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the server did not start")
 
 
 if __name__ == "__main__":

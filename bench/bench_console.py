@@ -23,12 +23,9 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    """Until ``url`` answers (the server started), or the server exits, or 60 s pass."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"the server exited: {err}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the server did not start")
-
+from _server import start_api_server  # noqa: E402
 
 RUNS = 10_000
 EVENTS = 100_000
@@ -231,14 +208,7 @@ def main() -> None:
             f"in {time.perf_counter() - t0:.0f} s ({args.backend})"
         )
         _, token = TokenStore(ws.metadata, "bench").create("bench", "reader")
-        port = _free_port()
-        env = {**os.environ, "MODELCYCLE_HOME": str(ws.root)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "modelcycle", "server", "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        _wait(base + "/api/v1/health", server)
+        server, base = start_api_server(ws.root)
         ten = ",".join(real + synthetic[-8:])
         pages = {
             "overview": "/",
