@@ -224,6 +224,10 @@ def test_tasks_carry_descriptions_not_rows(
     out = _read_output(f"s3://{bucket}/out-p/")
     assert out.column("id").to_pylist() == list(range(ROWS))
     assert parquet, "no task measured"
+    print(
+        f"Parquet tasks: {len(parquet)}, pickled {min(parquet)}-{max(parquet)} B; "
+        f"a chunk's rows {chunk_bytes} B"
+    )
     # A task names a run of chunks and its row groups; a chunk's rows are ~200 KB.
     assert max(parquet) < 4_000 < chunk_bytes, (max(parquet), chunk_bytes)
     # The measure sees rows when they travel: a CSV cannot be entered mid-way.
@@ -240,4 +244,5 @@ def test_tasks_carry_descriptions_not_rows(
             passthrough=["id"],
         )
     )
+    print(f"CSV tasks: {len(csv)}, pickled {min(csv)}-{max(csv)} B")
     assert min(csv) > chunk_bytes // 2, (min(csv), chunk_bytes)
