@@ -12,9 +12,9 @@ increment takes one process-wide lock and calls ``getpid()`` (to notice a fork).
 value is written from the worker's event loop thread only, and the workers are spawned, never
 forked, so an increment is a plain write into the mmap.
 
-An app made in-process without a directory (tests, embedding) keeps its counters in a private
-temporary directory of its own, rendered the same way. Gauges (queue depth, native threads,
-ready) describe the worker that answers, as before.
+An app made in-process without a directory (tests, embedding, a bundle's server) keeps its
+counters in memory, in the same slots, rendered the same way; it writes nothing to disk.
+Gauges (queue depth, native threads, ready) describe the worker that answers, as before.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ from __future__ import annotations
 import os
 import shutil
 import struct
-import tempfile
-import weakref
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Metric, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -68,6 +66,7 @@ _HISTOGRAMS = {
 }
 _DIR_PREFIX = "metrics-"
 _DOUBLE = struct.Struct("d").pack
+_TWO_DOUBLES = struct.Struct("dd").unpack_from
 
 
 class _Value:
@@ -80,9 +79,9 @@ class _Value:
 
     __slots__ = ("_file", "_pos", "value")
 
-    def __init__(self, file: MmapedDict, key: str) -> None:
+    def __init__(self, file: MmapedDict | _MemoryFile, key: str) -> None:
         self._file = file
-        self.value, _ = file.read_value(key)  # type: ignore[no-untyped-call]
+        self.value: float = float(file.read_value(key)[0])
         self._pos: int = file._positions[key]
 
     def inc(self, amount: float = 1.0) -> None:
@@ -129,17 +128,41 @@ class _Histogram:
         self.sum.set(total)
 
 
+class _MemoryFile:
+    """Stands in for ``MmapedDict`` in a store without a directory: the same 16-byte slots
+    (value, timestamp), in a bytearray, so :class:`_Value` writes both the same way."""
+
+    def __init__(self) -> None:
+        self._m = bytearray()
+        self._positions: dict[str, int] = {}
+
+    def read_value(self, key: str) -> tuple[float, float]:
+        if key not in self._positions:
+            self._positions[key] = len(self._m)
+            self._m += bytes(16)
+        value, stamp = _TWO_DOUBLES(self._m, self._positions[key])
+        return value, stamp
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _Collector:
+    def __init__(self, collect: Callable[[], list[Metric]]) -> None:
+        self.collect = collect
+
+
 class MetricStore:
-    """One process's metric values, in files of ``directory`` (a private one when None)."""
+    """One process's metric values: in files of ``directory``, shared with the server's other
+    workers; or, without one (an app made in-process), in memory, touching no disk (a bundle's
+    server may run on a read-only root filesystem)."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        if directory is None:
-            directory = Path(tempfile.mkdtemp(prefix="modelcycle-metrics-"))
-            weakref.finalize(self, shutil.rmtree, directory, True)
         self.directory = directory
         self._pid = os.getpid()
-        self._files: dict[str, MmapedDict] = {}
+        self._files: dict[str, MmapedDict | _MemoryFile] = {}
         self._values: dict[str, _Value] = {}
+        self._keys: dict[str, tuple[str, str, str, Labels, str]] = {}
 
     def _value(self, typ: str, metric: str, sample: str, labels: Labels, help_text: str) -> _Value:
         names, values = [k for k, _ in labels], [v for _, v in labels]
@@ -148,9 +171,14 @@ class MetricStore:
         if found is None:
             file = self._files.get(typ)
             if file is None:
-                path = self.directory / f"{typ}_{self._pid}.db"
-                file = self._files[typ] = MmapedDict(str(path))  # type: ignore[no-untyped-call]
+                if self.directory is None:
+                    file = _MemoryFile()
+                else:
+                    path = str(self.directory / f"{typ}_{self._pid}.db")
+                    file = MmapedDict(path)  # type: ignore[no-untyped-call]
+                self._files[typ] = file
             found = self._values[key] = _Value(file, key)
+            self._keys[key] = (typ, metric, sample, labels, help_text)
         return found
 
     def counter(self, name: str, labels: Labels) -> _Value:
@@ -167,16 +195,46 @@ class MetricStore:
         )
 
     def render(self) -> str:
-        """Every process's values in the directory, summed, as Prometheus text."""
+        """Every process's values in the directory, summed (or this store's own values), as
+        Prometheus text."""
         registry = CollectorRegistry(auto_describe=False)
-        MultiProcessCollector(registry, path=str(self.directory))  # type: ignore[no-untyped-call]
+        if self.directory is not None:
+            MultiProcessCollector(registry, path=str(self.directory))  # type: ignore[no-untyped-call]
+        else:
+            registry.register(_Collector(self._in_memory))
         return generate_latest(registry).decode()
+
+    def _in_memory(self) -> list[Metric]:
+        """The families of this store's values, histogram buckets made cumulative with a count,
+        as ``MultiProcessCollector`` makes them from files."""
+        families: dict[str, Metric] = {}
+        buckets: dict[tuple[str, Labels], dict[float, float]] = {}
+        for key, value in self._values.items():
+            typ, metric, sample, labels, help_text = self._keys[key]
+            family = families.get(metric)
+            if family is None:
+                family = families[metric] = Metric(metric, help_text, typ)
+            le = dict(labels).get("le")
+            if le is None:
+                family.add_sample(sample, dict(labels), value.value)
+            else:
+                rest = tuple(item for item in labels if item[0] != "le")
+                buckets.setdefault((metric, rest), {})[float(le)] = value.value
+        for (metric, rest), by_bound in buckets.items():
+            total = 0.0
+            for bound, n in sorted(by_bound.items()):
+                total += n
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                families[metric].add_sample(f"{metric}_bucket", {**dict(rest), "le": le}, total)
+            families[metric].add_sample(f"{metric}_count", dict(rest), total)
+        return list(families.values())
 
     def close(self) -> None:
         for file in self._files.values():
-            file.close()  # type: ignore[no-untyped-call]
+            file.close()
         self._files.clear()
         self._values.clear()
+        self._keys.clear()
 
 
 # The store of a server worker process (set by use_directory): the counters of every served
