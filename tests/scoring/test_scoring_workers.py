@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -96,6 +97,23 @@ def _check_summed_metrics(
         assert metric(text, "modelcycle_request_duration_seconds_count") == n
         calls = metric(text, "modelcycle_predict_calls_total", **labels)
         assert metric(text, "modelcycle_batch_size_count", **labels) == calls >= 1
+
+
+def test_serves_when_the_metrics_directory_cannot_be_made(models: Models, tmp_path: Path) -> None:
+    run = models.root / ".modelcycle" / "run"
+    shutil.rmtree(run, ignore_errors=True)
+    run.write_text("a file where the folder would go\n")
+    server = ServerProcess(models.root, "ridge/1", log=tmp_path / "log")
+    try:
+        server.wait_ready()
+        body = {"rows": [{"a": 1.0, "b": 2.0, "c": 3.0}]}
+        assert httpx.post(f"{server.url}/predict", json=body, timeout=10).status_code == 200
+        text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert metric(text, "modelcycle_requests_total", protocol="plain", code="200") == 1
+        assert "no shared metrics directory" in server.log()
+    finally:
+        server.stop()
+        run.unlink()
 
 
 def test_unknown_ref_fails_before_serving(models: Models) -> None:

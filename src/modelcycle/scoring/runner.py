@@ -77,7 +77,13 @@ def serve(
     if not isinstance(workers, int) or workers < 1:
         raise InvalidInput(f"must be an integer >= 1, got {workers!r}", field="workers")
     options: dict[str, Any] = {"max_body_bytes": max_body_bytes, "log_level": log_level}
-    metrics_dir = prepare_directory(metrics_parent) if metrics_parent is not None else None
+    metrics_dir = None
+    if metrics_parent is not None:
+        try:
+            metrics_dir = prepare_directory(metrics_parent)
+        except OSError as exc:  # e.g. a read-only state folder: serve, each worker counting alone
+            _log.warning("no shared metrics directory in %s (%s): /metrics is per worker",
+                         metrics_parent, exc.strerror or exc)  # fmt: skip
     options["metrics_dir"] = metrics_dir
     try:
         return _serve(engine_factory, host, port, workers, options)
