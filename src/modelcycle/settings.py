@@ -61,6 +61,12 @@ class Settings(BaseModel):
     def audit_head_path(self) -> Path:
         return self.state_dir / "audit.head"
 
+    def local_dir(self, name: str) -> Path:
+        """Where this process keeps files of its own (spilled rows, metric files): the state
+        folder's ``name``, or in a stateless process (no workspace folder) ``modelcycle-name``
+        in its deletable cache."""
+        return self.root / f"modelcycle-{name}" if self.stateless else self.state_dir / name
+
 
 def default_db_url(root: Path) -> str:
     """SQLite inside the workspace's state folder."""

@@ -11,6 +11,7 @@ stopped with SIGTERM when the parent gets SIGTERM or SIGINT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import shutil
@@ -90,6 +91,8 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # kept while another server's files are in it
+                metrics_dir.parent.rmdir()
 
 
 def _serve(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from modelcycle.interfaces.cli._context import console, open_workspace
-from modelcycle.settings import STATE_DIR
 
 app = typer.Typer(help="The prediction log of the scoring servers.", no_args_is_help=True)
 
@@ -18,8 +17,8 @@ def ingest_spill() -> None:
     from modelcycle.scoring.log_sinks import open_log_sink
 
     with open_workspace() as ws:
-        spill = ws.root / STATE_DIR / "spill"
         settings = ws.settings
+        spill = settings.local_dir("spill")  # where `modelcycle serve` spills
         sink = open_log_sink(
             settings.config, ws.metadata, spill, artifacts_url=settings.artifacts_url
         )

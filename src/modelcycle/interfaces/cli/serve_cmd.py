@@ -113,7 +113,7 @@ def serve(
         workers=workers,
         max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
         # The workers' metric files: /metrics sums them whichever worker answers.
-        metrics_parent=settings.state_dir / "run",
+        metrics_parent=settings.local_dir("run"),
     )
     raise typer.Exit(code)
 
@@ -205,11 +205,7 @@ def _serving(
         )
     log = None
     if log_sample is not None:
-        spill = (
-            settings.root / "modelcycle-spill"  # the deletable cache of a stateless process
-            if settings.stateless
-            else settings.state_dir / "spill"
-        )
+        spill = settings.local_dir("spill")
         log = PredictionLog.from_config(
             settings.config,
             ws.metadata,
