@@ -25,7 +25,7 @@ from modelcycle.deploy._requirements import (
 )
 
 REPO_LOCK = Path(__file__).resolve().parents[2] / "requirements.lock"
-SHIPPED = Path(__file__).resolve().parents[2] / "src/modelcycle/deploy/_project_hashes.py"
+SHIPPED = Path(__file__).resolve().parents[2] / "src/modelcycle/deploy/project-hashes.txt"
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_the_shipped_lock_is_the_repository_lock() -> None:
     if os.environ.get("MODELCYCLE_UPDATE_HASHES") == "1":
         SHIPPED.write_text(wanted, encoding="utf-8")
     assert SHIPPED.read_text(encoding="utf-8") == wanted, (
-        "src/modelcycle/deploy/_project_hashes.py is out of date with requirements.lock: "
+        "src/modelcycle/deploy/project-hashes.txt is out of date with requirements.lock: "
         "MODELCYCLE_UPDATE_HASHES=1 pytest tests/evidence/test_hash_pinning.py"
     )
     assert {k: (v, set(h)) for k, (v, h) in project_hashes().items()} == _pins(

@@ -6,7 +6,7 @@ plus the scoring server's stack; the closure follows each installed distribution
 version is the one installed here. Wheel hashes are not in an installed distribution's
 metadata, so they come from a hashed lock file (``uv pip compile --generate-hashes`` output)
 when one is given, else from modelcycle's own lock, which ships inside the package
-(``_project_hashes.py``, generated from the repository's ``requirements.lock``), where it pins
+(``project-hashes.txt``, generated from the repository's ``requirements.lock``), where it pins
 the installed version. A package neither knows at that version gets none. pip checks hashes
 for all requirements or none (one ``--hash`` switches it to hash-checking mode), so a lock in
 which some package has no hash is written with none at all (the SBOM keeps those known).
@@ -158,28 +158,30 @@ def read_hashes(lock_file: Path | None) -> dict[str, tuple[str, list[str]]]:
     return parse_hashes(lock_file.read_text(encoding="utf-8"))
 
 
+# The package data file holding modelcycle's own hashed lock.
+PROJECT_HASHES = "project-hashes.txt"
+
+
 def project_hashes() -> dict[str, tuple[str, list[str]]]:
     """modelcycle's own lock (the repository's ``requirements.lock``, shipped in the package)."""
-    from modelcycle.deploy._project_hashes import LOCK
+    from importlib.resources import files
 
-    return parse_hashes(LOCK)
+    return parse_hashes(files("modelcycle.deploy").joinpath(PROJECT_HASHES).read_text("utf-8"))
 
 
 def render_project_hashes(lock_text: str) -> str:
-    """The source of ``_project_hashes.py`` for a lock's text: each pin and its hashes, sorted,
+    """The text of ``project-hashes.txt`` for a lock's text: each pin and its hashes, sorted,
     comments left out (``make``-free regeneration: see tests/evidence/test_hash_pinning.py)."""
-    lines = []
+    lines = [
+        "# modelcycle's own lock: every pin of the repository's requirements.lock with its wheel",
+        "# and sdist hashes, so a bundle made by an installed modelcycle pins its packages by",
+        "# sha256. Generated, do not edit: MODELCYCLE_UPDATE_HASHES=1 pytest "
+        "tests/evidence/test_hash_pinning.py",
+    ]
     for key, (version, found) in sorted(parse_hashes(lock_text).items()):
         lines.append(f"{key}=={version}")
         lines.extend(f"    --hash={h}" for h in sorted(found))
-    body = "\n".join(lines)
-    return (
-        '"""modelcycle\'s own lock: every pin of the repository\'s requirements.lock with its '
-        "wheel and\nsdist hashes, so a bundle made by an installed modelcycle pins its packages "
-        "by sha256.\n\nGenerated, do not edit: MODELCYCLE_UPDATE_HASHES=1 pytest "
-        'tests/evidence/test_hash_pinning.py\n"""\n\n'
-        f'LOCK = """\\\n{body}\n"""\n'
-    )
+    return "\n".join(lines) + "\n"
 
 
 def parse_hashes(text: str) -> dict[str, tuple[str, list[str]]]:
