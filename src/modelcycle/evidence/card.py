@@ -113,7 +113,12 @@ def build_card(
     card["drift"] = [
         {
             "at": r.at,
-            "status": r.status,
+            # The verdict, not the check's status ("ok" meant only that it could be computed).
+            "verdict": (
+                "not enough data"
+                if r.status == "not_enough_data"
+                else ("drifted" if r.dataset_drift else "no drift")
+            ),
             "share_drifted": r.share_drifted,
             "drifted_columns": r.drifted_columns,
             "prediction_drift": r.prediction_drift,
@@ -429,8 +434,8 @@ def card_markdown(card: dict[str, Any]) -> str:
     since = card["drift_since"]
     lines += [f"## Drift checks{' since ' + since if since else ''}", ""]
     lines += _table(
-        ["at", "status", "share drifted", "drifted columns", "prediction drift"],
-        [[r["at"], r["status"], r["share_drifted"], r["drifted_columns"], r["prediction_drift"]]
+        ["at", "verdict", "share drifted", "drifted columns", "prediction drift"],
+        [[r["at"], r["verdict"], r["share_drifted"], r["drifted_columns"], r["prediction_drift"]]
          for r in card["drift"]],
     )  # fmt: skip
     lines += ["## Changes (alias moves)", ""]
