@@ -4,12 +4,14 @@ truth beside the CBPE estimate (from the prediction log alone), and the holdout'
 The figures come from ``Monitoring.performance`` with ``record=False``: viewing a page never
 writes a ``performance.degraded`` event (that is for scheduled checks and the CLI). Computing
 them reads the prediction log per window and loads the model for the estimate, so a result is
-kept for a minute per model: the overview's sparklines do not redo it on every view.
+kept per model and refreshed in the background after a minute: the overview's sparklines do
+not redo it on every view.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +24,9 @@ __all__ = ["Series", "performance_chart", "performance_series", "sparkline"]
 
 _TTL_SECONDS = 60.0
 _cache: dict[tuple[str, str, int], tuple[float, Series | None]] = {}
+_refreshing: set[tuple[str, str, int]] = set()
 _lock = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +53,40 @@ class Series:
 
 def performance_series(ws: Any, ref: str, *, hours: int = 24) -> Series | None:
     """Hourly windows over the last ``hours`` for ``ref`` (NAME@ALIAS or NAME/V); None when
-    nothing was logged for it then, or when its performance cannot be computed."""
+    nothing was logged for it then, or when its performance cannot be computed.
+
+    Computing takes about a second (the estimate loads the model), so a result is kept and
+    served for a minute; after that the kept result is still served while one background
+    thread computes the next (stale while revalidating): only the first view of a model since
+    the server started waits for the computation.
+    """
     key = (str(ws.root), ref, hours)
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None:
+            if hit[0] <= now and key not in _refreshing:
+                _refreshing.add(key)
+                threading.Thread(
+                    target=_refresh, args=(ws, ref, hours, key), daemon=True, name="perf-trend"
+                ).start()
             return hit[1]
     value = _compute(ws, ref, hours)
     with _lock:
-        _cache[key] = (now + _TTL_SECONDS, value)
-        for k in [k for k, (expires, _) in _cache.items() if expires <= now]:
-            del _cache[k]
+        _cache[key] = (time.monotonic() + _TTL_SECONDS, value)
     return value
+
+
+def _refresh(ws: Any, ref: str, hours: int, key: tuple[str, str, int]) -> None:
+    try:
+        value = _compute(ws, ref, hours)
+        with _lock:
+            _cache[key] = (time.monotonic() + _TTL_SECONDS, value)
+    except Exception:  # keep serving the last result; the next view after a minute retries
+        _log.warning("could not refresh the performance trend of %s", ref, exc_info=True)
+    finally:
+        with _lock:
+            _refreshing.discard(key)
 
 
 def _compute(ws: Any, ref: str, hours: int) -> Series | None:
