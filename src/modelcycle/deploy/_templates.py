@@ -9,7 +9,14 @@ import json
 import re
 from typing import Any
 
-__all__ = ["CONTAINER_PORT", "containerfile", "image_name", "kubernetes_manifests"]
+__all__ = [
+    "BUNDLE_DIR",
+    "CONTAINER_PORT",
+    "containerfile",
+    "image_name",
+    "kubernetes_manifests",
+    "with_bundle_fetch",
+]
 
 CONTAINER_PORT = 8080
 _UID = 10001
@@ -247,3 +254,48 @@ def kubernetes_manifests(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "servingruntime.yaml": serving_runtime,
         "inferenceservice.yaml": inference_service,
     }
+
+
+BUNDLE_DIR = "/opt/bundle"
+
+
+def with_bundle_fetch(
+    deployment: dict[str, Any], *, sha256: str, image: str, env: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A copy of the scoring Deployment that pulls its bundle from the artifact store: an
+    init container (``image``: one with modelcycle installed, the control plane's) runs
+    ``modelcycle bundle fetch`` into an ``emptyDir`` the scoring container mounts read-only
+    over the image's own ``/opt/bundle``. ``env`` reaches the bucket (Secret references)."""
+    out: dict[str, Any] = json.loads(json.dumps(deployment))  # a deep copy of plain data
+    pod = out["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "bundle", "emptyDir": {}}]
+    pod["initContainers"] = [
+        {
+            "name": "fetch-bundle",
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["modelcycle", "bundle", "fetch", sha256, "--out", BUNDLE_DIR],
+            "env": env,
+            "volumeMounts": [{"name": "bundle", "mountPath": BUNDLE_DIR}],
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "limits": {"memory": "512Mi"},
+            },
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": _UID,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,  # writes only into the emptyDir
+                "capabilities": {"drop": ["ALL"]},
+            },
+        }
+    ]
+    # fsGroup: the volume is writable by the init container's user and readable by the server.
+    pod["securityContext"] = {"fsGroup": _UID}
+    for container in pod["containers"]:
+        container["volumeMounts"] = [{"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True}]
+    out["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] = sha256
+    out["spec"]["template"]["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] = (
+        sha256
+    )
+    return out

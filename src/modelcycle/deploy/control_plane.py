@@ -15,7 +15,7 @@ from typing import Any
 
 from modelcycle.errors import InvalidInput
 
-__all__ = ["control_plane_manifests", "strip_store_table"]
+__all__ = ["control_plane_manifests", "store_env", "strip_store_table"]
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 SERVER_PORT = 8765
@@ -32,6 +32,29 @@ def strip_store_table(toml_text: str) -> str:
         if not skipping:
             out.append(line)
     return "\n".join(out).strip() + "\n"
+
+
+def store_env(
+    artifacts_url: str,
+    *,
+    db_secret: str | None = "modelcycle-db",  # noqa: S107 (the name of a Secret, not a value)
+    s3_secret: str = "modelcycle-s3",  # noqa: S107 (the name of a Secret, not a value)
+    aws_endpoint_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """The container environment that reaches the workspace's stores: the bucket URL and AWS
+    endpoint as values, the database URL and S3 keys as Secret references (``db_secret``
+    None: no database, for a container that only reads the bucket)."""
+    env: list[dict[str, Any]] = []
+    if db_secret is not None:
+        env.append({"name": "MODELCYCLE_DB_URL", "valueFrom": _secret(db_secret, "url")})
+    env += [
+        {"name": "MODELCYCLE_ARTIFACTS_URL", "value": artifacts_url},
+        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": _secret(s3_secret, "access_key_id")},
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": _secret(s3_secret, "secret_access_key")},
+    ]
+    if aws_endpoint_url:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": aws_endpoint_url})
+    return env
 
 
 def control_plane_manifests(
@@ -62,17 +85,13 @@ def control_plane_manifests(
         if count < 1:
             raise InvalidInput(f"must be at least 1, got {count}", field=field)
     labels = {"app.kubernetes.io/part-of": "modelcycle"}
-    env: list[dict[str, Any]] = [
-        {"name": "MODELCYCLE_DB_URL", "valueFrom": _secret(db_secret, "url")},
-        {"name": "MODELCYCLE_ARTIFACTS_URL", "value": artifacts_url},
+    env = [
+        *store_env(artifacts_url, db_secret=db_secret, s3_secret=s3_secret,
+                   aws_endpoint_url=aws_endpoint_url),
         {"name": "MODELCYCLE_CONFIG", "value": "/etc/modelcycle/modelcycle.toml"},
         {"name": "MODELCYCLE_CACHE_DIR", "value": "/cache"},
-        {"name": "AWS_ACCESS_KEY_ID", "valueFrom": _secret(s3_secret, "access_key_id")},
-        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": _secret(s3_secret, "secret_access_key")},
         {"name": "OMP_NUM_THREADS", "value": "1"},
-    ]
-    if aws_endpoint_url:
-        env.append({"name": "AWS_ENDPOINT_URL", "value": aws_endpoint_url})
+    ]  # fmt: skip
 
     def meta(name: str, component: str) -> dict[str, Any]:
         return {"name": name, "namespace": namespace,

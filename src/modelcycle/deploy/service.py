@@ -212,6 +212,7 @@ class DeployService:
         max_p99_ms: float = 500.0,
         kserve: bool = False,
         namespace: str | None = None,
+        control_plane_image: str | None = None,
         _rollback_of: Deployment | None = None,
     ) -> Deployment:
         """Deploy ``ref`` to ``endpoint``: blue/green beside what serves there now, behind the
@@ -220,6 +221,8 @@ class DeployService:
         Raises :class:`DeploymentFailed` (after recording it) when the new version does not
         start, become ready or pass the smoke test, or (``watch`` seconds after the switch)
         exceeds ``max_error_rate`` or ``max_p99_ms``; the old version keeps serving.
+        ``control_plane_image``: with the kubernetes target and artifacts in a bucket, the image
+        (modelcycle installed) whose init container fetches the bundle from the bucket.
         """
         endpoint = validate_name(endpoint, field="endpoint")
         if port is not None and not 0 < port < 65536:
@@ -234,6 +237,8 @@ class DeployService:
             export=Path(export) if export is not None else None,
             kserve=kserve,
             namespace=namespace,
+            artifacts=self._artifacts,
+            control_plane_image=control_plane_image,
         )
         if not tgt.runs_here:
             return self._hand_over(ref, endpoint, tgt)

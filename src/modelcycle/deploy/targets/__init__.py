@@ -11,6 +11,7 @@ from modelcycle.deploy.targets.container import ContainerTarget
 from modelcycle.deploy.targets.kubernetes import KubernetesTarget
 from modelcycle.deploy.targets.local import LocalTarget
 from modelcycle.errors import InvalidInput
+from modelcycle.store.artifacts import ArtifactStore
 
 __all__ = [
     "TARGETS",
@@ -30,8 +31,14 @@ _FACTORIES: dict[str, Callable[..., Target]] = {
     "container": lambda root, *, log_db, base_image, export, **_: ContainerTarget(
         root, base_image=base_image, export=export, log_db=log_db
     ),
-    "kubernetes": lambda root, *, kserve, namespace, **_: KubernetesTarget(
-        root, kserve=kserve, namespace=namespace
+    "kubernetes": lambda root, *, kserve, namespace, artifacts, control_plane_image, **_: (
+        KubernetesTarget(
+            root,
+            kserve=kserve,
+            namespace=namespace,
+            artifacts=artifacts,
+            control_plane_image=control_plane_image,
+        )
     ),
 }
 TARGETS = tuple(_FACTORIES)
@@ -46,12 +53,15 @@ def open_target(
     export: Path | None = None,
     kserve: bool = False,
     namespace: str | None = None,
+    artifacts: ArtifactStore | None = None,
+    control_plane_image: str | None = None,
 ) -> Target:
     """The target called ``name``; the error lists the valid names.
 
     ``log_db``: the workspace database the servers log predictions (and feedback) into.
     ``base_image`` and ``export`` (an OCI archive to write) apply to the container target,
-    ``kserve`` and ``namespace`` to the kubernetes one.
+    ``kserve``, ``namespace``, ``artifacts`` (a bucket: the pods fetch the bundle from it)
+    and ``control_plane_image`` (the image that fetches it) to the kubernetes one.
     """
     factory = _FACTORIES.get(name)
     if factory is None:
@@ -65,4 +75,6 @@ def open_target(
         export=export,
         kserve=kserve,
         namespace=namespace,
+        artifacts=artifacts,
+        control_plane_image=control_plane_image,
     )

@@ -7,10 +7,16 @@ Without ``kubectl`` on the PATH the manifests are still written and the command 
 them is returned for the user to run where a cluster is reachable.
 The image the manifests name (``localhost/modelcycle/NAME:vV``) must be pushed to a registry
 the cluster pulls from: ``deploy --target container --export FILE`` writes it as an OCI archive.
+
+When the workspace's artifacts are in a bucket (``s3://``), the bundle is also stored there as
+a tar and the Deployment applied is the bundle's own plus an init container that fetches it
+(:func:`modelcycle.deploy._templates.with_bundle_fetch`), written beside the bundle in
+``kubernetes/``: the bundle's files name their own sha256, so they cannot name the archive's.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -18,11 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelcycle.deploy._templates import image_name
+import yaml
+
+from modelcycle.deploy._templates import image_name, with_bundle_fetch
 from modelcycle.deploy.bundle import BundleInfo
+from modelcycle.deploy.bundle_store import store_bundle
+from modelcycle.deploy.control_plane import store_env
 from modelcycle.deploy.targets.base import HandOver, Instance, Target
-from modelcycle.errors import Conflict, OperationFailed
+from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, OperationFailed
 from modelcycle.names import validate_name
+from modelcycle.store.artifacts import ArtifactStore
 
 __all__ = ["KubernetesApply", "KubernetesError", "KubernetesTarget", "apply_manifests"]
 
@@ -54,10 +65,12 @@ def apply_manifests(
     kserve: bool = False,
     namespace: str | None = None,
     kubectl: str | None = None,
+    folder: Path | None = None,
 ) -> KubernetesApply:
     """Apply the bundle's Deployment + Service (or, with ``kserve``, its ServingRuntime +
-    InferenceService) when ``kubectl`` is found; otherwise only say how."""
-    folder = bundle.path / "kubernetes"
+    InferenceService) when ``kubectl`` is found; otherwise only say how. ``folder``: other
+    manifests of the same names to apply instead (the bundle-fetching ones)."""
+    folder = folder or bundle.path / "kubernetes"
     files = tuple(folder / name for name in (_KSERVE if kserve else _PLAIN))
     args = ["apply", *(["--namespace", namespace] if namespace else [])]
     for path in files:
@@ -80,13 +93,31 @@ class KubernetesTarget(Target):
     runs_here: ClassVar[bool] = False
 
     def __init__(
-        self, deployments_dir: Path, *, kserve: bool = False, namespace: str | None = None
+        self,
+        deployments_dir: Path,
+        *,
+        kserve: bool = False,
+        namespace: str | None = None,
+        artifacts: ArtifactStore | None = None,
+        control_plane_image: str | None = None,
     ) -> None:
         self.root = Path(deployments_dir)
         self.kserve = kserve
         self.namespace = (
             validate_name(namespace, field="namespace") if namespace is not None else None
         )
+        # The store to put the bundle's archive in: only a bucket the pods can reach too.
+        self.artifacts = (
+            artifacts if artifacts is not None and artifacts.url.startswith("s3://") else None
+        )
+        if self.artifacts is not None and not kserve and not control_plane_image:
+            raise InvalidInput(
+                f"required when the artifacts are in a bucket ({self.artifacts.url}): an image "
+                "with modelcycle installed (the one `modelcycle k8s manifests --image` takes) "
+                "fetches the bundle in the pod",
+                field="control_plane_image",
+            )
+        self.control_plane_image = control_plane_image
 
     def hand_over(self, bundle: BundleInfo) -> HandOver:
         details: dict[str, Any] = {
@@ -94,9 +125,14 @@ class KubernetesTarget(Target):
             "namespace": self.namespace,
             "kserve": self.kserve,
         }
+        folder = None
         try:
-            result = apply_manifests(bundle, kserve=self.kserve, namespace=self.namespace)
-        except KubernetesError as exc:
+            if self.artifacts is not None and not self.kserve:
+                folder = self._fetching_manifests(bundle, details)
+            result = apply_manifests(
+                bundle, kserve=self.kserve, namespace=self.namespace, folder=folder
+            )
+        except ModelcycleError as exc:
             return HandOver(taken=False, applied=False, details=details, reason=str(exc))
         details["kubectl"] = {
             "command": result.shell_command,
@@ -105,11 +141,38 @@ class KubernetesTarget(Target):
         }
         return HandOver(taken=True, applied=result.applied, details=details)
 
-    def stop_hint(self, details: dict[str, Any]) -> str:
-        return (
-            "runs on a Kubernetes cluster: remove it there with "
-            f"`kubectl delete -f {details.get('bundle')}/kubernetes`"
+    def _fetching_manifests(self, bundle: BundleInfo, details: dict[str, Any]) -> Path:
+        """Store the bundle's archive; write the Deployment that fetches it (and the Service)
+        beside the bundle."""
+        assert self.artifacts is not None
+        assert self.control_plane_image is not None
+        sha256 = store_bundle(bundle.path, self.artifacts)
+        env = store_env(
+            self.artifacts.url,
+            db_secret=None,  # the fetch reads the bucket only: no database password in the pod
+            aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
         )
+        source = bundle.path / "kubernetes"
+        deployment = yaml.safe_load((source / "deployment.yaml").read_text(encoding="utf-8"))
+        fetching = with_bundle_fetch(
+            deployment, sha256=sha256, image=self.control_plane_image, env=env
+        )
+        folder = bundle.path.parent / "kubernetes"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "deployment.yaml").write_text(
+            yaml.safe_dump(fetching, sort_keys=True, default_flow_style=False), encoding="utf-8"
+        )
+        (folder / "service.yaml").write_bytes((source / "service.yaml").read_bytes())
+        details.update(
+            bundle_archive=sha256,
+            control_plane_image=self.control_plane_image,
+            manifests=str(folder),
+        )
+        return folder
+
+    def stop_hint(self, details: dict[str, Any]) -> str:
+        folder = details.get("manifests") or f"{details.get('bundle')}/kubernetes"
+        return f"runs on a Kubernetes cluster: remove it there with `kubectl delete -f {folder}`"
 
     # Nothing of this target runs on this machine: there is no instance to start, poll or stop.
     def start(

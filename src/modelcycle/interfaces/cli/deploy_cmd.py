@@ -21,9 +21,13 @@ deployments_app = typer.Typer(
 
 def bundle(
     ref: str = typer.Argument(
-        ..., help="NAME@ALIAS or NAME/VERSION to bundle; or the word `verify` to check a bundle."
+        ...,
+        help="NAME@ALIAS or NAME/VERSION to bundle; or the word `verify` to check a bundle, "
+        "or `fetch` to read one from the artifact store.",
     ),
-    path: Path | None = typer.Argument(None, help="With `verify`: the bundle folder."),
+    path: Path | None = typer.Argument(
+        None, help="With `verify`: the bundle folder; with `fetch`: the archive's sha256."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Folder to write the bundle to."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a bundle already in --out."),
     lock: Path | None = typer.Option(
@@ -39,9 +43,20 @@ def bundle(
     public_key: Path | None = typer.Option(
         None, "--public-key", help="With `verify`: also check DIR.sig with this PEM public key."
     ),
+    artifacts: str | None = typer.Option(
+        None,
+        "--artifacts",
+        help="With `fetch`: the artifact store URL (default: MODELCYCLE_ARTIFACTS_URL, else the "
+        "workspace's store).",
+    ),
 ) -> None:
-    """Write a deployment bundle (`bundle REF --out DIR`) or recheck one (`bundle verify DIR`)."""
+    """Write a deployment bundle (`bundle REF --out DIR`), recheck one (`bundle verify DIR`) or
+    fetch one stored by `deploy --target kubernetes` (`bundle fetch SHA256 --out DIR`)."""
     from modelcycle.deploy import verify_bundle
+
+    if ref == "fetch":
+        _fetch(path, out, artifacts)
+        return
 
     if ref == "verify":
         if path is None:
@@ -135,6 +150,12 @@ def deploy(
     kserve: bool = typer.Option(
         False, "--kserve", help="Kubernetes target: apply the KServe InferenceService instead."
     ),
+    control_plane_image: str | None = typer.Option(
+        None,
+        "--control-plane-image",
+        help="Kubernetes target with artifacts in a bucket: the image with modelcycle installed "
+        "(as for `k8s manifests --image`) whose init container fetches the bundle.",
+    ),
 ) -> None:
     """Deploy a model version to an endpoint: blue/green beside the running one, smoke test,
     switch; on failure the old version keeps serving (exit code 1)."""
@@ -155,6 +176,7 @@ def deploy(
             max_p99_ms=max_p99_ms,
             kserve=kserve,
             namespace=namespace,
+            control_plane_image=control_plane_image,
         )
     if dep.target == "kubernetes":
         _print_kubernetes(dep)
@@ -179,6 +201,33 @@ def deploy(
         )
 
 
+def _fetch(sha256: Path | None, out: Path | None, artifacts: str | None) -> None:
+    """``bundle fetch SHA256 --out DIR``: from the URLs alone when MODELCYCLE_ARTIFACTS_URL (or
+    --artifacts) names the store, as in a pod's init container (no database needed)."""
+    import os
+
+    from modelcycle.deploy.bundle_store import fetch_bundle
+    from modelcycle.store.artifacts import open_artifact_store
+
+    if sha256 is None:
+        raise InvalidInput(
+            "give the archive's sha256: bundle fetch SHA256 --out DIR", field="SHA256"
+        )
+    if out is None:
+        raise InvalidInput("give the folder to write to with --out DIR", field="--out")
+    url = artifacts or os.environ.get("MODELCYCLE_ARTIFACTS_URL")
+    if url:
+        info = fetch_bundle(open_artifact_store(url), str(sha256), out)
+    else:
+        with open_workspace() as ws:
+            info = fetch_bundle(ws.artifacts, str(sha256), out)
+    console.print(
+        f"Fetched the bundle of [bold]{escape(info.ref)}[/] into {escape(str(info.path))}: "
+        f"{len(info.files)} files verified (digest {info.digest})",
+        highlight=False,
+    )
+
+
 def _print_kubernetes(dep: Any) -> None:
     kubectl = dep.details.get("kubectl") or {}
     if kubectl.get("applied"):
@@ -195,6 +244,12 @@ def _print_kubernetes(dep: Any) -> None:
             highlight=False,
         )
         typer.echo(kubectl.get("command", ""))
+    if dep.details.get("bundle_archive"):
+        console.print(
+            f"The bundle is stored as {dep.details['bundle_archive']}: an init container "
+            f"({escape(dep.details['control_plane_image'])}) fetches it into each pod.",
+            highlight=False,
+        )
     console.print(
         f"The image they name, {escape(dep.details['image'])}, must be in a registry the cluster "
         "pulls from (deploy --target container --export FILE writes it as an OCI archive).",
