@@ -111,12 +111,12 @@ def test_cli_fetch_round_trips_from_the_urls_alone(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pod"]  # nothing beside the folder
 
 
-def _tar(**members: str | bytes) -> bytes:
+def _tar(members: dict[str, str | bytes]) -> bytes:
     """A tar of regular files; a str value makes the member a symlink to that target."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, value in members.items():
-            info = tarfile.TarInfo(name.replace("__", "/"))
+            info = tarfile.TarInfo(name)
             if isinstance(value, str):
                 info.type, info.linkname = tarfile.SYMTYPE, value
                 tar.addfile(info)
@@ -130,7 +130,7 @@ def test_unsafe_members_are_refused_before_anything_is_written(
     deployed: tuple[Workspace, Any, str], s3_server: S3Server, tmp_path: Path
 ) -> None:
     ws, _, artifacts = deployed
-    dotdot = ws.artifacts.put_bytes(_tar(**{"bundle.json": b"{}", "..__x": b"owned"})).sha256
+    dotdot = ws.artifacts.put_bytes(_tar({"bundle.json": b"{}", "../x": b"owned"})).sha256
     env = {**s3_server.env, "MODELCYCLE_ARTIFACTS_URL": artifacts}
     done = run_cli("bundle", "fetch", dotdot, "--out", str(tmp_path / "b"), cwd=tmp_path, env=env)
     assert done.returncode == 5, done.stdout + done.stderr
@@ -138,11 +138,11 @@ def test_unsafe_members_are_refused_before_anything_is_written(
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
     assert not (tmp_path / "b").exists()
-    link = ws.artifacts.put_bytes(_tar(**{"bundle.json": b"{}", "serve.py": "/etc/passwd"}))
+    link = ws.artifacts.put_bytes(_tar({"bundle.json": b"{}", "serve.py": "/etc/passwd"}))
     with pytest.raises(IntegrityError, match=r"member 'serve\.py' is a link"):
         fetch_bundle(ws.artifacts, link.sha256, tmp_path / "c")
     assert not (tmp_path / "c").exists()
-    absolute = ws.artifacts.put_bytes(_tar(**{"__tmp__evil": b"x"}))
+    absolute = ws.artifacts.put_bytes(_tar({"/tmp/evil": b"x"}))
     with pytest.raises(IntegrityError, match="is an absolute path"):
         fetch_bundle(ws.artifacts, absolute.sha256, tmp_path / "d")
 
