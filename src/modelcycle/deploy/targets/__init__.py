@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelcycle.deploy.targets.base import HandOver, Instance, Target
 from modelcycle.deploy.targets.container import ContainerTarget
 from modelcycle.deploy.targets.kubernetes import KubernetesTarget
 from modelcycle.deploy.targets.local import LocalTarget
 from modelcycle.errors import InvalidInput
-from modelcycle.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:
+    from modelcycle.store.artifacts import ArtifactStore
 
 __all__ = [
     "TARGETS",

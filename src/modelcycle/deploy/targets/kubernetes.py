@@ -22,18 +22,16 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
-
-from modelcycle.deploy._templates import image_name, with_bundle_fetch
+from modelcycle.deploy._templates import image_name
 from modelcycle.deploy.bundle import BundleInfo
-from modelcycle.deploy.bundle_store import store_bundle
-from modelcycle.deploy.control_plane import store_env
 from modelcycle.deploy.targets.base import HandOver, Instance, Target
 from modelcycle.errors import Conflict, InvalidInput, ModelcycleError, OperationFailed
 from modelcycle.names import validate_name
-from modelcycle.store.artifacts import ArtifactStore
+
+if TYPE_CHECKING:  # the bundle's own server imports this package with a minimal lock (no yaml)
+    from modelcycle.store.artifacts import ArtifactStore
 
 __all__ = ["KubernetesApply", "KubernetesError", "KubernetesTarget", "apply_manifests"]
 
@@ -144,6 +142,12 @@ class KubernetesTarget(Target):
     def _fetching_manifests(self, bundle: BundleInfo, details: dict[str, Any]) -> Path:
         """Store the bundle's archive; write the Deployment that fetches it (and the Service)
         beside the bundle."""
+        import yaml
+
+        from modelcycle.deploy._templates import with_bundle_fetch
+        from modelcycle.deploy.bundle_store import store_bundle
+        from modelcycle.deploy.control_plane import store_env
+
         assert self.artifacts is not None
         assert self.control_plane_image is not None
         sha256 = store_bundle(bundle.path, self.artifacts)
