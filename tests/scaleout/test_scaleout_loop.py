@@ -1,11 +1,12 @@
 """The full loop on processes that share nothing but PostgreSQL and an S3 bucket (issue 18).
 
 Data lands as Parquet objects -> a `modelcycle worker` (its own empty folder) trains and
-registers credit/1 -> a `modelcycle serve` process started from the URLs alone pulls the model
-from the bucket and answers -> a `modelcycle score --engine dask` process (its own empty
-folder, a local cluster of 2 workers) scores 200,000 rows from S3 to S3, each row exactly
-once -> a drift check over the scored objects -> the drift rule queues retraining, which the
-worker runs (credit/2). No folder holds an artifact; the audit chain verifies.
+registers credit/1 -> credit/1 is promoted to champion -> a `modelcycle serve credit@champion`
+process started from the URLs alone pulls the model from the bucket and answers -> a
+`modelcycle score --engine dask` process (its own empty folder, a local cluster of 2 workers)
+scores 200,000 rows from S3 to S3, each row exactly once -> a drift check over the scored
+objects -> the drift rule queues retraining, which the worker runs (credit/2). No folder holds
+an artifact; the audit chain verifies.
 
 The SIGKILLed worker whose job another worker finishes is in test_scaleout_e2e.py; killed
 Dask workers and schedulers in tests/scoring/test_batch_dask.py.
@@ -163,10 +164,15 @@ def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
         ]
         log("train", f"job {first_job.id} (rule {first_job.rule}) by {by}: {first_job.result}")
 
-        # 3. A scoring process started from the URLs alone pulls credit/1 from the bucket.
+        # 3. credit/1 passes the promotion gate (no champion yet) and becomes champion; a
+        # scoring process started from the URLs alone serves the champion, pulling its model
+        # from the bucket.
+        promoted = ws.registry.promote("credit/1", "champion")
+        log("promote", f"credit/{promoted.version} is champion (first holder: {promoted.first})")
+        assert (promoted.moved, ws.registry.get("credit@champion").version) == (True, 1)
         port = _free_port()
         procs["server"] = subprocess.Popen(
-            [sys.executable, "-m", "modelcycle", "serve", "credit/1", "--port", str(port)],
+            [sys.executable, "-m", "modelcycle", "serve", "credit@champion", "--port", str(port)],
             cwd=hosts["server"], env={**env, "MODELCYCLE_ACTOR": "server"},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
@@ -184,7 +190,7 @@ def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
         features = [f for f in train.column_names if f != "default"]
         started = time.monotonic()
         scored = subprocess.run(
-            [sys.executable, "-m", "modelcycle", "score", "credit/1",
+            [sys.executable, "-m", "modelcycle", "score", "credit@champion",
              "--input", f"s3://{bucket}/incoming/*.parquet",
              "--output", f"s3://{bucket}/scored/credit-1/",
              "--engine", "dask", "--workers", "2", "--chunk-rows", str(CHUNK),
@@ -242,13 +248,13 @@ def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
         assert [v.version for v in ws.registry.list("credit")] == [1, 2]
         log("retrain", f"job {queued.id} succeeded: {retrain()[0].result}")  # type: ignore[attr-defined]
 
-        # No host holds an artifact or data file (the server's Prometheus counters of its live
-        # processes, under .modelcycle/run/, are not kept state); the chain verifies.
+        # No host holds an artifact or data file (the live server's Prometheus counters, in
+        # modelcycle-run/ of its deletable cache, are not kept state); the chain verifies.
         for folder in hosts.values():
             kept = [
                 p.relative_to(folder)
                 for p in folder.rglob("*")
-                if p.is_file() and p.relative_to(folder).parts[:2] != (".modelcycle", "run")
+                if p.is_file() and p.relative_to(folder).parts[0] != "modelcycle-run"
             ]
             assert kept == [], f"{folder} holds files"
         report = ws.audit.verify()
