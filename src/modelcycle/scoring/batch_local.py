@@ -11,6 +11,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from modelcycle.scoring._startup import import_skops_lazily
 from modelcycle.scoring.batch_tasks import BatchEngine, RangeTask, Task, TaskSpec, run_task
 from modelcycle.store import MetadataStore, open_artifact_store
 
-__all__ = ["LocalEngine"]
+__all__ = ["LocalEngine", "allow_fork"]
 
 # Worker-process state of the local engine: the model (loaded once) and the job's constants.
 _worker: dict[str, Any] = {}
@@ -96,6 +97,18 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
+# Set by allow_fork(): this process has run no model code (the `score` command's own process).
+_FORK_ALLOWED = [False]
+# Libraries whose OpenMP thread pool, once started, hangs a forked child's first prediction.
+_OPENMP_BOOSTERS = ("lightgbm", "xgboost")
+
+
+def allow_fork() -> None:
+    """Let local batch workers be forked from this process (see LocalEngine.start): call only
+    in a process that has not run any model code, such as a fresh CLI process."""
+    _FORK_ALLOWED[0] = True
+
+
 def _limit_threads() -> None:
     """One native (OpenMP/BLAS) thread per worker process: one process per core already."""
     try:
@@ -138,11 +151,19 @@ class LocalEngine(BatchEngine):
 
     def start(self) -> None:
         """Start the workers and wait until each has the model (errors surface here)."""
-        # fork is safe while this process runs no other thread, and cheap: the model is loaded
-        # here once and the workers share it copy-on-write, instead of each importing the
-        # libraries and loading it (about a second per process). Otherwise each spawned
-        # worker loads it itself.
-        forking = threading.active_count() == 1 and os.name == "posix"
+        # fork is cheap: the model is loaded here once and the workers share it copy-on-write,
+        # instead of each importing the libraries and loading it (about a second per
+        # process). It needs a process that runs no other thread, and no OpenMP thread pool
+        # the child cannot use: a process that fitted or predicted with LightGBM or XGBoost
+        # before forking left one, and the child's first prediction hung (a LightGBM batch
+        # job in a test process that had fitted models). Such a process (the SDK in a
+        # notebook, a worker that trains) spawns its workers, each loading the model itself,
+        # unless it says it has run no model code (allow_fork: the `score` command).
+        forking = (
+            os.name == "posix"
+            and threading.active_count() == 1
+            and (_FORK_ALLOWED[0] or not any(m in sys.modules for m in _OPENMP_BOOSTERS))
+        )
         ctx = multiprocessing.get_context("fork" if forking else "spawn")
         self._tasks, self._results = ctx.Queue(), ctx.Queue()
         setup: _Setup | None = None

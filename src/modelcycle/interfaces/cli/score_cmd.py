@@ -77,6 +77,9 @@ def score(
     if job_arg is not None:
         raise InvalidInput(f"unexpected argument {job_arg!r}", field="arguments")
     progress = _Bar() if console.is_terminal else None
+    from modelcycle.scoring.batch_local import allow_fork
+
+    allow_fork()  # this process has run no model code: workers may share its loaded model
     with open_workspace() as ws:
         try:
             if resume:
