@@ -8,6 +8,8 @@ orjson allow.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-__all__ = ["LogRecord", "record_rows", "to_rows"]
+__all__ = ["ROW_COLUMNS", "LogRecord", "record_rows", "to_rows", "to_tuples"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,21 @@ def _iso(at: str | float) -> str:
     if isinstance(at, str):
         return at
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _iso_fast(at: str | float, cache: dict[int, str]) -> str:
+    """:func:`_iso`'s text, formatting each whole second once (``strftime`` costs about as
+    much as the rest of a row)."""
+    if isinstance(at, str):
+        return at
+    second = int(at // 1)
+    head = cache.get(second)
+    if head is None:
+        head = cache[second] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    micros = round((at - second) * 1e6)
+    if micros >= 1_000_000:  # rounding up to the next second: the slow path says it right
+        return _iso(at)
+    return f"{head}.{micros:06d}Z"
 
 
 def _input_dicts(rec: LogRecord) -> list[dict[str, Any]]:
@@ -106,3 +123,81 @@ def _default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+# The column order of :func:`to_tuples`' rows (``MetadataStore.append_rows(columns=)``).
+ROW_COLUMNS = (
+    "request_id",
+    "row_index",
+    "model_name",
+    "model_version",
+    "source",
+    "job_id",
+    "shadow",
+    "at",
+    "latency_ms",
+    "inputs",
+    "outputs",
+)
+
+
+def to_tuples(records: list[LogRecord]) -> list[tuple[Any, ...]]:
+    """The rows of :func:`to_rows` as tuples in :data:`ROW_COLUMNS` order, made with less work
+    per row: the input JSON of a fast-path record in one pass, one output JSON text per
+    distinct answer, the time formatted once per second."""
+    out: list[tuple[Any, ...]] = []
+    seconds: dict[int, str] = {}
+    answers: dict[Any, str] = {}
+    for rec in records:
+        at = _iso_fast(rec.at, seconds)
+        head = (rec.request_id,)
+        middle = (rec.model_name, rec.model_version, rec.source, None, rec.shadow, at)
+        latency = rec.latency_ms
+        out.extend(
+            (*head, i, *middle, latency, inputs, outputs)
+            for i, (inputs, outputs) in enumerate(
+                zip(_inputs_json(rec), _outputs_json(rec, answers), strict=True)
+            )
+        )
+    return out
+
+
+def _inputs_json(rec: LogRecord) -> Iterator[str]:
+    dumps = orjson.dumps
+    if isinstance(rec.inputs, pa.Table):
+        return (dumps(row, default=_default).decode() for row in rec.inputs.to_pylist())
+    names = rec.columns or ()
+    # Floats only (the fast path's matrix): NaN is written as null, as to_rows writes it.
+    return (dumps(dict(zip(names, row, strict=True))).decode() for row in rec.inputs.tolist())
+
+
+def _outputs_json(rec: LogRecord, answers: dict[Any, str]) -> Iterator[str]:
+    dumps = orjson.dumps
+    preds = rec.predictions.tolist() if rec.predictions is not None else None
+    if rec.probabilities is not None:
+        probas = np.asarray(rec.probabilities, dtype=np.float64).tolist()
+        if preds is None and rec.classes:
+            preds = [rec.classes[int(np.argmax(p))] for p in probas]
+        return (
+            dumps(
+                {"prediction": preds[i] if preds is not None else None, "probabilities": p},
+                default=_default,
+            ).decode()
+            for i, p in enumerate(probas)
+        )
+    if preds is None:
+        return iter(['{"prediction":null}'] * record_rows(rec))
+    return (_answer(p, answers) for p in preds)
+
+
+def _answer(prediction: Any, answers: dict[Any, str]) -> str:
+    """``{"prediction": ...}`` as JSON, made once per distinct label (a batch has few)."""
+    # Keyed by type too: 1, 1.0 and True are one dict key but three different JSON texts.
+    key = (type(prediction), prediction)
+    try:
+        text = answers.get(key)
+    except TypeError:  # an unhashable prediction (a list from a multi-output model)
+        return orjson.dumps({"prediction": prediction}, default=_default).decode()
+    if text is None:
+        text = answers[key] = orjson.dumps({"prediction": prediction}, default=_default).decode()
+    return text

@@ -1,7 +1,9 @@
 """The database sink: one ``prediction_log`` row per scored row (the default, for a laptop).
 
 Rows (inputs and outputs as JSON text; see :mod:`modelcycle.scoring._log_rows`) are written in
-bulk with :meth:`MetadataStore.append_rows` (observations, not audited changes). When the
+bulk with :meth:`MetadataStore.append_rows` (observations, not audited changes), as tuples in
+:data:`~modelcycle.scoring._log_rows.ROW_COLUMNS` order: the flush thread builds no per-row
+dictionary and SQLAlchemy processes no per-row parameters. When the
 database is locked, slow or down (a write that does not finish within ``db_timeout``), the
 rows go to an append-only JSON-lines *spill file* under ``spill_dir`` instead, and the
 database is tried again after ``retry_after`` seconds.
@@ -27,7 +29,7 @@ from typing import IO, Any
 
 import orjson
 
-from modelcycle.scoring._log_rows import LogRecord, to_rows
+from modelcycle.scoring._log_rows import ROW_COLUMNS, LogRecord, to_tuples
 from modelcycle.scoring.log_sinks.base import LogSink, LogStats, SinkOptions, SpillIngest
 from modelcycle.store import MetadataStore, tables
 
@@ -50,7 +52,7 @@ class DatabaseSink(LogSink):
         self._spill: IO[bytes] | None = None
 
     def write(self, records: list[LogRecord]) -> None:
-        self._write(to_rows(records))
+        self._write(to_tuples(records))
 
     def close(self) -> None:
         self._close_spill()
@@ -60,11 +62,13 @@ class DatabaseSink(LogSink):
             self.options.metadata, self.options.spill_dir, timeout=self.options.db_timeout * 5
         )
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
         opts = self.options
         if time.monotonic() >= self._db_retry_at:
             try:
-                opts.metadata.append_rows(tables.prediction_log, rows, timeout=opts.db_timeout)
+                opts.metadata.append_rows(
+                    tables.prediction_log, rows, columns=ROW_COLUMNS, timeout=opts.db_timeout
+                )
             except Exception as exc:
                 self.stats.db_failures += 1
                 self._db_retry_at = time.monotonic() + opts.retry_after
@@ -84,7 +88,7 @@ class DatabaseSink(LogSink):
                 return
         self._spill_rows(rows)
 
-    def _spill_rows(self, rows: list[dict[str, Any]]) -> None:
+    def _spill_rows(self, rows: list[tuple[Any, ...]]) -> None:
         if self._spill is None:
             folder = self.options.spill_dir
             folder.mkdir(parents=True, exist_ok=True)
@@ -94,7 +98,10 @@ class DatabaseSink(LogSink):
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
             os.replace(tmp, folder / f"{SPILL_PREFIX}{spill_id}{SPILL_SUFFIX}")
             self._spill = handle
-        self._spill.write(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        # Spill lines stay objects (what ingest_spill reads, whichever version wrote them).
+        self._spill.write(
+            b"".join(orjson.dumps(dict(zip(ROW_COLUMNS, row, strict=True))) + b"\n" for row in rows)
+        )
         self._spill.flush()
         self.stats.spilled_rows += len(rows)
         self._ingest_on_recovery = True
