@@ -8,6 +8,7 @@ at an existing server instead.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -15,6 +16,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+_databases = itertools.count()
 
 
 @dataclass
@@ -48,6 +51,18 @@ class PostgresServer:
             timeout=60,
         )
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
+
+
+def new_database(server: PostgresServer, prefix: str = "mc_test") -> str:
+    """A fresh, empty database on ``server`` (a name unique to this process); its URL."""
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(
+        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.url(name)
 
 
 def find_bindir() -> Path | None:

@@ -6,20 +6,16 @@ that takes one runs against both. Each PostgreSQL test gets a database of its ow
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from _cli import run_cli
-from _pg import PostgresServer, start_server
+from _pg import PostgresServer, new_database, start_server
 from _s3 import S3Server, moto_server
 from modelcycle import Workspace, init_workspace
-
-_counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +41,12 @@ def s3_server() -> Iterator[S3Server]:
         yield server
 
 
-def _new_database(server: PostgresServer) -> str:
-    name = f"mc_test_{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, dbname="postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url(name)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty metadata database URL on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'meta.db'}"
-    return _new_database(request.getfixturevalue("pg_server"))
+    return new_database(request.getfixturevalue("pg_server"))
 
 
 @pytest.fixture

@@ -227,6 +227,7 @@ class Workspace:
         """
         # Imported here so that commands which never deploy skip the deploy stage.
         from modelcycle.deploy import DeployService
+        from modelcycle.deploy.host_state import deploy_state_dir
         from modelcycle.deploy.signing import SignedBundleGate, deploy_settings
 
         service = DeployService(
@@ -235,7 +236,7 @@ class Workspace:
             self.registry,
             self.actor,
             root=self.root,
-            state_dir=self.settings.state_dir,
+            state_dir=deploy_state_dir(self.settings),  # a stateless process: its cache
         )
         required, trusted = deploy_settings(self.settings.config)
         if required:  # [deploy] require_signed = true (docs/evidence.md)
