@@ -209,7 +209,9 @@ class Workspace:
         """Batch scoring jobs: score, resume, get, list."""
         # Imported here so that commands which never batch-score skip loading pyarrow.
         from modelcycle.scoring.batch import BatchScoring
+        from modelcycle.scoring.log_sinks import scoring_section
 
+        section = scoring_section(self.settings.config)
         return BatchScoring(
             self.metadata,
             self.artifacts,
@@ -217,6 +219,8 @@ class Workspace:
             registry=self.registry,
             datasets=self.datasets,
             artifacts_url=self.settings.artifacts_url,
+            compiled_cache=self.settings.local_dir("compiled") if section.compiled_trees else None,
+            compile_min_rows=section.compiled_trees_min_rows,
         )
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ class LoadedModel:
         self.signature = signature
         self.flavor = flavor
         self.model = model
+        self._labels: Callable[[Any], np.ndarray] | None = None
 
     def __repr__(self) -> str:
         return f"LoadedModel({self.version.ref!r}, flavor={self.flavor.name!r})"
@@ -51,7 +53,22 @@ class LoadedModel:
 
     def predict_fast(self, x: Any) -> np.ndarray:
         """Predictions for what :meth:`fast_input` built."""
+        if self._labels is not None:
+            return self._labels(x)
         return self.flavor.predict_input(self.model, x)
+
+    def compile(self, cache_dir: Path, *, build: bool = True) -> bool:
+        """Have :meth:`predict_fast` use the flavor's compiled stand-in (the same labels,
+        faster: see ``ModelFlavor.compiled_labels``) where there is one; True if so.
+
+        For batch jobs, which score many rows with one model: the first build of a model on a
+        machine takes seconds, so a small job passes ``build=False`` and uses a library only
+        if an earlier job built it.
+        """
+        self._labels = self.flavor.compiled_labels(
+            self.model, cache_dir, self.version.sha256, build=build
+        )
+        return self._labels is not None
 
     def predict_proba_fast(self, x: Any) -> np.ndarray:
         """Probabilities for what :meth:`fast_input` built (classifiers only)."""

@@ -85,7 +85,17 @@ def _local_engine(
         spec=spec,
         workers=params.get("workers") or os.cpu_count() or 1,
         reader=reader,
+        compiled=_compiled(scoring, params.get("input_rows")),
     )
+
+
+def _compiled(scoring: BatchScoring, rows: int | None) -> tuple[Path, bool] | None:
+    """Where the workers find compiled trees, and whether this job is large enough to pay for
+    building them (a build takes seconds; a cached library is used by any job)."""
+    if scoring._compiled_cache is None:
+        return None
+    build = rows is not None and rows >= scoring._compile_min_rows
+    return scoring._compiled_cache, build
 
 
 def _dask_engine(
@@ -136,7 +146,13 @@ class BatchScoring:
         datasets: DatasetCatalog,
         artifacts_url: str,
         stale_after: float = 120.0,
+        compiled_cache: Path | None = None,
+        compile_min_rows: int = 1_000_000,
     ) -> None:
+        # Where local workers keep tree ensembles compiled for this machine (None: never
+        # compile; registry/compiled_trees.py), and the job size from which one is built.
+        self._compiled_cache = compiled_cache
+        self._compile_min_rows = compile_min_rows
         self._meta = metadata
         self._artifacts = artifacts
         self._actor = actor

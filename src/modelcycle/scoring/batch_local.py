@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from modelcycle.errors import IntegrityError, ModelcycleError
@@ -30,7 +31,13 @@ _worker: dict[str, Any] = {}
 
 
 def _load_model(
-    db_url: str, artifacts_url: str, actor: str, model_ref: str, sha256: str, trust: bool
+    db_url: str,
+    artifacts_url: str,
+    actor: str,
+    model_ref: str,
+    sha256: str,
+    trust: bool,
+    compiled: tuple[str, bool] | None,
 ) -> LoadedModel:
     import_skops_lazily()
     meta = MetadataStore(db_url)
@@ -43,11 +50,17 @@ def _load_model(
         raise IntegrityError(
             f"{model_ref} loaded with sha256 {model.version.sha256}, expected {sha256}"
         )
+    if compiled is not None:  # (cache folder, build if not there)
+        model.compile(Path(compiled[0]), build=compiled[1])
     return model
 
 
 # What a spawned worker needs to set itself up: _load_model's arguments, the spec, the reader.
-_Setup = tuple[tuple[str, str, str, str, str, bool], TaskSpec, "batch_io.RangeReader | None"]
+_Setup = tuple[
+    tuple[str, str, str, str, str, bool, tuple[str, bool] | None],
+    TaskSpec,
+    "batch_io.RangeReader | None",
+]
 
 
 def _worker_main(tasks: Any, results: Any, setup: _Setup | None) -> None:
@@ -139,11 +152,14 @@ class LocalEngine(BatchEngine):
         spec: TaskSpec,
         workers: int,
         reader: batch_io.RangeReader | None = None,
+        compiled: tuple[Path, bool] | None = None,
     ) -> None:
         self.spec = spec
         self.workers = workers
         self.reader = reader
-        self._load = (db_url, artifacts_url, actor, model_ref, sha256, trust)
+        # Tree ensembles compiled for this machine: (cache folder, build one if not cached).
+        cache = None if compiled is None else (str(compiled[0]), compiled[1])
+        self._load = (db_url, artifacts_url, actor, model_ref, sha256, trust, cache)
         self._procs: list[Any] = []
         self._tasks: Any = None
         self._results: Any = None

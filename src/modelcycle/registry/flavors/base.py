@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -133,6 +134,14 @@ class ModelFlavor(ABC):
     def array_predictor(self, model: Any) -> Callable[[np.ndarray], np.ndarray] | None:
         """Predict on a plain 2-D numeric array whose columns are the signature's inputs, in
         order; None (the default) when this model cannot take one."""
+        return None
+
+    def compiled_labels(
+        self, model: Any, cache_dir: Path, key: str, *, build: bool = True
+    ) -> Callable[[Any], np.ndarray] | None:
+        """A faster stand-in for ``predict_input`` giving the very same labels, built once
+        per ``key`` into ``cache_dir`` (or only read from there when not ``build``); None (the
+        default) when this flavor has none."""
         return None
 
     def predict(self, model: Any, table: pa.Table) -> np.ndarray:

@@ -15,6 +15,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -163,6 +164,13 @@ class SklearnSkopsFlavor(ModelFlavor):
 
     def predict_input(self, model: Any, x: Any) -> np.ndarray:
         return np.asarray(model.predict(x))
+
+    def compiled_labels(
+        self, model: Any, cache_dir: Path, key: str, *, build: bool = True
+    ) -> Callable[[Any], np.ndarray] | None:
+        from modelcycle.registry.compiled_trees import compile_labels
+
+        return compile_labels(model, cache_dir, key, build=build)
 
     def predict_proba_input(self, model: Any, x: Any) -> np.ndarray:
         if not hasattr(model, "predict_proba"):

@@ -140,11 +140,15 @@ SINKS: dict[str, str] = {
 
 
 class ScoringSection(SectionModel):
-    """``[scoring]``: where the prediction log goes and how the Parquet sink batches it."""
+    """``[scoring]``: where the prediction log goes and how the Parquet sink batches it;
+    whether batch jobs compile tree ensembles (``compiled_trees``, registry/compiled_trees.py)."""
 
     log_sink: str = "database"
     log_flush_rows: int = Field(default=50_000, ge=1)
     log_flush_seconds: float = Field(default=60.0, gt=0)
+    compiled_trees: bool = True
+    # A build takes seconds: jobs from this many rows build one, smaller ones use it if built.
+    compiled_trees_min_rows: int = Field(default=1_000_000, ge=0)
 
     @field_validator("log_sink")
     @classmethod
