@@ -12,7 +12,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelcycle import Workspace
 
 _buckets = itertools.count()
 
@@ -62,3 +66,32 @@ def moto_server() -> Iterator[S3Server]:
         yield S3Server(f"http://{host}:{port}")
     finally:
         server.stop()
+
+
+@contextmanager
+def s3_workspace(server: S3Server, root: Path) -> Iterator[Workspace]:
+    """A SQLite workspace initialised in ``root``, its environment pointed at ``server``.
+
+    For module-scoped fixtures (which cannot take ``monkeypatch``): while the block runs, the
+    AWS variables name ``server`` (so the workspace, the processes it starts and Dask workers
+    started with ``os.environ`` reach the bucket), no ``MODELCYCLE_*`` variable names another
+    workspace, and the actor is ``tester``; all undone at the end, and the workspace closed.
+    """
+    import pytest
+
+    from modelcycle import init_workspace
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in (
+            "MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS",
+            "MODELCYCLE_ARTIFACTS_URL",
+        ):  # fmt: skip
+            mp.delenv(var, raising=False)
+        for name, value in server.env.items():
+            mp.setenv(name, value)
+        mp.setenv("MODELCYCLE_ACTOR", "tester")
+        ws, _ = init_workspace(root)
+        try:
+            yield ws
+        finally:
+            ws.close()

@@ -18,8 +18,8 @@ import pytest
 from sklearn.tree import DecisionTreeClassifier
 
 from _cli import run_cli
-from _s3 import S3Server
-from modelcycle import Conflict, InvalidInput, NotReady, Workspace, init_workspace
+from _s3 import S3Server, s3_workspace
+from modelcycle import Conflict, InvalidInput, NotReady, Workspace
 from modelcycle.datasets import make_credit
 from modelcycle.store.s3_files import s3_filesystem
 
@@ -30,15 +30,7 @@ ROWS = 3_000
 def ws_s3(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Workspace, Any, S3Server, str, pa.Table]]:
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS"):
-            mp.delenv(var, raising=False)
-        mp.delenv("MODELCYCLE_ARTIFACTS_URL", raising=False)
-        for name, value in s3_server.env.items():
-            mp.setenv(name, value)
-        mp.setenv("MODELCYCLE_ACTOR", "tester")
-        root = tmp_path_factory.mktemp("s3out")
-        ws, _ = init_workspace(root / "ws")
+    with s3_workspace(s3_server, tmp_path_factory.mktemp("s3out") / "ws") as ws:
         table = make_credit(ROWS, seed=7)
         table = table.append_column("id", pa.array(range(ROWS), type=pa.int64()))
         x = table.drop(["default", "id"]).to_pandas().select_dtypes("number")
@@ -48,10 +40,7 @@ def ws_s3(
         buf = io.BytesIO()
         pq.write_table(table, buf, row_group_size=1_000)
         s3_server.client().put_object(Bucket=bucket, Key="in/a.parquet", Body=buf.getvalue())
-        try:
-            yield ws, model, s3_server, bucket, table
-        finally:
-            ws.close()
+        yield ws, model, s3_server, bucket, table
 
 
 def _keys(server: S3Server, bucket: str, prefix: str) -> list[str]:

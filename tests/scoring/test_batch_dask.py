@@ -24,8 +24,8 @@ import pytest
 from _batch_helpers import DaskCluster, features, input_table, register_credit
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from _s3 import S3Server
-from modelcycle import IntegrityError, Workspace, init_workspace
+from _s3 import S3Server, s3_workspace
+from modelcycle import IntegrityError, Workspace
 from modelcycle.scoring.batch import BatchJob
 from modelcycle.store.s3_files import s3_filesystem
 
@@ -37,14 +37,7 @@ def s3_ws(
     s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Workspace, Any, S3Server, str, pa.Table]]:
     """A SQLite workspace with credit/1, and a bucket holding the input as 4 Parquet parts."""
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("MODELCYCLE_HOME", "MODELCYCLE_DB_URL", "MODELCYCLE_ARTIFACTS"):
-            mp.delenv(var, raising=False)
-        mp.delenv("MODELCYCLE_ARTIFACTS_URL", raising=False)
-        for name, value in s3_server.env.items():
-            mp.setenv(name, value)
-        root = tmp_path_factory.mktemp("dask")
-        ws, _ = init_workspace(root / "ws")
+    with s3_workspace(s3_server, tmp_path_factory.mktemp("dask") / "ws") as ws:
         model = register_credit(ws)
         bucket = s3_server.new_bucket()
         table = input_table(ROWS)
@@ -54,10 +47,7 @@ def s3_ws(
             part = table.slice(i * ROWS // 4, ROWS // 4)
             pq.write_table(part, buf, row_group_size=1_000)
             client.put_object(Bucket=bucket, Key=f"in/part-{i}.parquet", Body=buf.getvalue())
-        try:
-            yield ws, model, s3_server, bucket, table
-        finally:
-            ws.close()
+        yield ws, model, s3_server, bucket, table
 
 
 def _read_output(url: str) -> pa.Table:
