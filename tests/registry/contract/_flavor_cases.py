@@ -163,8 +163,22 @@ def _pickle() -> Case:
     )
 
 
+def _skops_trees() -> Case:
+    """Boosted trees behind a scaler: the kind whose labels batch jobs compile."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, _ = frame(numeric_only=True)
+    model = make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=20))
+    model.fit(x, y)
+    table = pa.Table.from_pandas(x)
+    return Case("skops-trees", "skops", model, table, True, needs=("scikit-learn", "skops"))
+
+
 BUILDERS: dict[str, Callable[[Path], Case]] = {
     "skops": lambda _: _skops(),
+    "skops-trees": lambda _: _skops_trees(),
     "onnx": lambda _: _onnx(),
     "xgboost-classifier": lambda _: _xgb_classifier(),
     "xgboost-booster-regression": lambda _: _xgb_booster(),

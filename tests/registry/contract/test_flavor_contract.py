@@ -7,6 +7,7 @@ booster, LightGBM wrapper and raw booster, python-model, trusted pickle):
 - the same model gives the same bytes (stable sha256), and a file read back saves the same;
 - content that would run code is refused without trust, before any of it runs;
 - the fast path (``fast_input`` + ``predict_input``, ``array_predictor``) answers as predict;
+- a compiled stand-in (``compiled_labels``), where the flavor builds one, gives the same labels;
 - through a workspace (one per module, SQLite): the registered version, the scoring server
   and a batch job give the in-process predictions, and the bundle's lean lock holds exactly
   the flavor's requirements (and none of another flavor's libraries).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -140,6 +142,17 @@ def test_fast_path_answers_as_predict(case: Case) -> None:
     if predict is not None and numeric:
         matrix = np.column_stack([c.to_numpy() for c in case.table.columns])
         np.testing.assert_array_equal(predict(matrix), labels)
+
+
+def test_compiled_labels_answer_as_predict(case: Case, folder: Path) -> None:
+    flavor = get_flavor(case.flavor)
+    runtime = flavor.runtime(case.model)
+    labels, _ = _answers(case, runtime)
+    compiled = flavor.compiled_labels(runtime, folder / "compiled", f"contract-{case.id}")
+    if case.id == "skops-trees" and shutil.which("gcc"):
+        assert compiled is not None, "boosted trees compile where there is a C compiler"
+    if compiled is not None:  # most flavors have none: their predict_input is what runs
+        np.testing.assert_array_equal(compiled(flavor.fast_input(runtime, case.table)), labels)
 
 
 # -- through a workspace ------------------------------------------------------------------------
