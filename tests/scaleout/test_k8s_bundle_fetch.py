@@ -94,6 +94,61 @@ def test_deployment_fetches_its_bundle_and_validates(
     assert store_bundle(dep.details["bundle"], ws.artifacts) == sha256
 
 
+def test_kserve_inference_service_fetches_its_bundle(
+    deployed: tuple[Workspace, Any, str],
+) -> None:
+    """The same fetch in the KServe manifests. kubernetes-validate has no schema for KServe's
+    CRDs, so what it checks is the pod KServe makes of them: the predictor's pod fields
+    (volumes, init container, fsGroup) around the ServingRuntime's container with the
+    model's fields (the bundle mount) merged in."""
+    ws, _, artifacts = deployed
+    dep = ws.deploy.deploy(
+        "tree/1", endpoint="tree-kserve", target="kubernetes", kserve=True,
+        control_plane_image=IMAGE,
+    )  # fmt: skip
+    sha256 = dep.details["bundle_archive"]
+    assert ws.artifacts.exists(sha256)
+    folder = Path(dep.details["manifests"])
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "inferenceservice.yaml", "servingruntime.yaml"
+    ]  # fmt: skip
+    assert "servingruntime.yaml" in dep.details["kubectl"]["command"]
+    isvc = yaml.safe_load((folder / "inferenceservice.yaml").read_text())
+    runtime = yaml.safe_load((folder / "servingruntime.yaml").read_text())
+    own = Path(dep.details["bundle"]) / "kubernetes"
+    assert runtime == yaml.safe_load((own / "servingruntime.yaml").read_text())  # unchanged
+    assert "initContainers" not in yaml.safe_load((own / "inferenceservice.yaml").read_text())
+    assert isvc["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] == sha256
+    predictor = isvc["spec"]["predictor"]
+    (init,) = predictor["initContainers"]
+    assert init["name"] == "fetch-bundle"
+    assert init["image"] == IMAGE
+    assert init["command"] == ["modelcycle", "bundle", "fetch", sha256, "--out", "/opt/bundle"]
+    env = {e["name"]: e for e in init["env"]}
+    assert env["MODELCYCLE_ARTIFACTS_URL"]["value"] == artifacts
+    assert "MODELCYCLE_DB_URL" not in env
+    assert "testing" not in (folder / "inferenceservice.yaml").read_text()
+    assert predictor["volumes"] == [{"name": "bundle", "emptyDir": {}}]
+    mount = {"name": "bundle", "mountPath": "/opt/bundle", "readOnly": True}
+    assert predictor["model"]["volumeMounts"] == [mount]
+    assert predictor["model"]["runtime"] == runtime["metadata"]["name"]
+    (server,) = runtime["spec"]["containers"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tree-predictor"},
+        "spec": {
+            "volumes": predictor["volumes"],
+            "initContainers": predictor["initContainers"],
+            "securityContext": predictor["securityContext"],
+            "containers": [{**server, "volumeMounts": predictor["model"]["volumeMounts"]}],
+        },
+    }
+    kubernetes_validate.validate(pod, "1.30.0", strict=True)
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        kubernetes_validate.validate(isvc, "1.30.0", strict=True)
+
+
 def test_cli_fetch_round_trips_from_the_urls_alone(
     deployed: tuple[Workspace, Any, str], s3_server: S3Server, tmp_path: Path
 ) -> None:
@@ -172,4 +227,6 @@ def test_bucket_needs_the_image_and_local_stores_keep_todays_manifests(tmp_path:
     bucket = open_artifact_store("s3://some-bucket/prefix")
     with pytest.raises(InvalidInput, match="control_plane_image"):
         KubernetesTarget(tmp_path, artifacts=bucket)
-    assert KubernetesTarget(tmp_path, artifacts=bucket, kserve=True).artifacts is not None
+    with pytest.raises(InvalidInput, match="control_plane_image"):
+        KubernetesTarget(tmp_path, artifacts=bucket, kserve=True)  # KServe pods fetch it too
+    assert KubernetesTarget(tmp_path, artifacts=bucket, control_plane_image=IMAGE).artifacts

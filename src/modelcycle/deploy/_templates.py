@@ -259,6 +259,43 @@ def kubernetes_manifests(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 BUNDLE_DIR = "/opt/bundle"
 
 
+def _fetch_bundle_container(sha256: str, image: str, env: list[dict[str, Any]]) -> dict[str, Any]:
+    """The init container that runs ``modelcycle bundle fetch`` into the bundle volume."""
+    return {
+        "name": "fetch-bundle",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["modelcycle", "bundle", "fetch", sha256, "--out", BUNDLE_DIR],
+        "env": env,
+        "volumeMounts": [{"name": "bundle", "mountPath": BUNDLE_DIR}],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": _UID,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,  # writes only into the emptyDir
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def _add_bundle_fetch(
+    pod: dict[str, Any], servers: list[dict[str, Any]], sha256: str, image: str, env: list[Any]
+) -> None:
+    """Into ``pod`` (a pod spec): the bundle's ``emptyDir``, the init container filling it,
+    and ``fsGroup`` (the volume is writable by the init container's user and readable by the
+    server); into each of ``servers``: the volume mounted read-only over the image's own
+    ``/opt/bundle``."""
+    pod["volumes"] = [{"name": "bundle", "emptyDir": {}}]
+    pod["initContainers"] = [_fetch_bundle_container(sha256, image, env)]
+    pod["securityContext"] = {"fsGroup": _UID}
+    for container in servers:
+        container["volumeMounts"] = [{"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True}]
+
+
 def with_bundle_fetch(
     deployment: dict[str, Any], *, sha256: str, image: str, env: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -268,34 +305,25 @@ def with_bundle_fetch(
     over the image's own ``/opt/bundle``. ``env`` reaches the bucket (Secret references)."""
     out: dict[str, Any] = json.loads(json.dumps(deployment))  # a deep copy of plain data
     pod = out["spec"]["template"]["spec"]
-    pod["volumes"] = [{"name": "bundle", "emptyDir": {}}]
-    pod["initContainers"] = [
-        {
-            "name": "fetch-bundle",
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "command": ["modelcycle", "bundle", "fetch", sha256, "--out", BUNDLE_DIR],
-            "env": env,
-            "volumeMounts": [{"name": "bundle", "mountPath": BUNDLE_DIR}],
-            "resources": {
-                "requests": {"cpu": "100m", "memory": "256Mi"},
-                "limits": {"memory": "512Mi"},
-            },
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": _UID,
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,  # writes only into the emptyDir
-                "capabilities": {"drop": ["ALL"]},
-            },
-        }
-    ]
-    # fsGroup: the volume is writable by the init container's user and readable by the server.
-    pod["securityContext"] = {"fsGroup": _UID}
-    for container in pod["containers"]:
-        container["volumeMounts"] = [{"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True}]
+    _add_bundle_fetch(pod, pod["containers"], sha256, image, env)
     out["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] = sha256
     out["spec"]["template"]["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] = (
         sha256
     )
+    return out
+
+
+def inference_service_with_bundle_fetch(
+    inference_service: dict[str, Any], *, sha256: str, image: str, env: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The KServe InferenceService that pulls its bundle as :func:`with_bundle_fetch` does.
+
+    A ServingRuntime's pod template takes containers and volumes but no init containers; the
+    InferenceService's ``predictor`` is a pod spec (volumes, initContainers, securityContext)
+    and its ``model`` a container KServe merges into the runtime's ``kserve-container``: the
+    fetch goes there, and the ServingRuntime stays as the bundle wrote it."""
+    out: dict[str, Any] = json.loads(json.dumps(inference_service))
+    predictor = out["spec"]["predictor"]
+    _add_bundle_fetch(predictor, [predictor["model"]], sha256, image, env)
+    out["metadata"]["annotations"]["io.modelcycle/bundle-archive-sha256"] = sha256
     return out

@@ -10,8 +10,10 @@ the cluster pulls from: ``deploy --target container --export FILE`` writes it as
 
 When the workspace's artifacts are in a bucket (``s3://``), the bundle is also stored there as
 a tar and the Deployment applied is the bundle's own plus an init container that fetches it
-(:func:`modelcycle.deploy._templates.with_bundle_fetch`), written beside the bundle in
-``kubernetes/``: the bundle's files name their own sha256, so they cannot name the archive's.
+(:func:`modelcycle.deploy._templates.with_bundle_fetch`; with ``kserve``, the InferenceService
+gets it: :func:`~modelcycle.deploy._templates.inference_service_with_bundle_fetch`), written
+beside the bundle in ``kubernetes/``: the bundle's files name their own sha256, so they cannot
+name the archive's.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ class KubernetesTarget(Target):
         self.artifacts = (
             artifacts if artifacts is not None and artifacts.url.startswith("s3://") else None
         )
-        if self.artifacts is not None and not kserve and not control_plane_image:
+        if self.artifacts is not None and not control_plane_image:
             raise InvalidInput(
                 f"required when the artifacts are in a bucket ({self.artifacts.url}): an image "
                 "with modelcycle installed (the one `modelcycle k8s manifests --image` takes) "
@@ -125,7 +127,7 @@ class KubernetesTarget(Target):
         }
         folder = None
         try:
-            if self.artifacts is not None and not self.kserve:
+            if self.artifacts is not None:
                 folder = self._fetching_manifests(bundle, details)
             result = apply_manifests(
                 bundle, kserve=self.kserve, namespace=self.namespace, folder=folder
@@ -140,11 +142,15 @@ class KubernetesTarget(Target):
         return HandOver(taken=True, applied=result.applied, details=details)
 
     def _fetching_manifests(self, bundle: BundleInfo, details: dict[str, Any]) -> Path:
-        """Store the bundle's archive; write the Deployment that fetches it (and the Service)
-        beside the bundle."""
+        """Store the bundle's archive; write the Deployment that fetches it (and the Service),
+        or with ``kserve`` the InferenceService that does (and the ServingRuntime), beside the
+        bundle."""
         import yaml
 
-        from modelcycle.deploy._templates import with_bundle_fetch
+        from modelcycle.deploy._templates import (
+            inference_service_with_bundle_fetch,
+            with_bundle_fetch,
+        )
         from modelcycle.deploy.bundle_store import store_bundle
         from modelcycle.deploy.control_plane import store_env
 
@@ -157,16 +163,20 @@ class KubernetesTarget(Target):
             aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
         )
         source = bundle.path / "kubernetes"
-        deployment = yaml.safe_load((source / "deployment.yaml").read_text(encoding="utf-8"))
-        fetching = with_bundle_fetch(
-            deployment, sha256=sha256, image=self.control_plane_image, env=env
+        # (the manifest that runs the server, its fetching variant, the one copied unchanged)
+        main, add_fetch, other = (
+            ("inferenceservice.yaml", inference_service_with_bundle_fetch, "servingruntime.yaml")
+            if self.kserve
+            else ("deployment.yaml", with_bundle_fetch, "service.yaml")
         )
+        manifest = yaml.safe_load((source / main).read_text(encoding="utf-8"))
+        fetching = add_fetch(manifest, sha256=sha256, image=self.control_plane_image, env=env)
         folder = bundle.path.parent / "kubernetes"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "deployment.yaml").write_text(
+        (folder / main).write_text(
             yaml.safe_dump(fetching, sort_keys=True, default_flow_style=False), encoding="utf-8"
         )
-        (folder / "service.yaml").write_bytes((source / "service.yaml").read_bytes())
+        (folder / other).write_bytes((source / other).read_bytes())
         details.update(
             bundle_archive=sha256,
             control_plane_image=self.control_plane_image,
