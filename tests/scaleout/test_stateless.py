@@ -93,6 +93,49 @@ def test_a_database_url_without_an_artifact_url_is_refused(tmp_path: Path) -> No
         load_settings(environ=env)
 
 
+def test_local_deploys_keep_their_files_in_the_cache_and_their_spill_is_ingested(
+    stateless_env: dict[str, str],
+) -> None:
+    """`deploy --target local` from a folder-less process keeps its files in the cache's
+    modelcycle-deploy/ (a .modelcycle/ folder would make the cache a workspace folder for the
+    next command); `predictions ingest-spill` run there ingests what its servers spilled.
+    (The loop in test_scaleout_loop.py deploys this way for real.)"""
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from modelcycle.deploy.host_state import deploy_spill_dir
+    from modelcycle.scoring import LogRecord, PredictionLog, read_predictions
+    from modelcycle.store import MetadataStore
+
+    here = Path.cwd()
+    settings = load_settings()
+    with Workspace(settings=settings) as ws:
+        assert ws.deploy.deployments_dir == here / "modelcycle-deploy" / "deployments"
+    spill = deploy_spill_dir(settings)
+    assert spill == here / "modelcycle-deploy" / "spill"
+    # A deployed server that could not reach the database spilled three rows there.
+    down = MetadataStore("postgresql+psycopg://postgres@127.0.0.1:1/down")
+    log = PredictionLog(down, spill)
+    log.start(ingest_leftovers=False)
+    for i in range(3):
+        log.submit(
+            LogRecord(f"dep-{i}", "tree", 1, pa.table({"x": [float(i)]}), np.array([0.5]),
+                      None, None, 1.0, time.time())
+        )  # fmt: skip
+    log.close()
+    down.close()
+    assert log.stats.spilled_rows == 3
+    done = run_cli("predictions", "ingest-spill", cwd=here, env=stateless_env)
+    assert done.returncode == 0, done.stderr
+    assert "Ingested 3 row(s) from 1 spill file(s)" in done.stdout
+    with Workspace(settings=load_settings()) as ws:
+        ids = read_predictions(ws.metadata, "tree").column("request_id").to_pylist()
+    assert sorted(ids) == ["dep-0", "dep-1", "dep-2"]
+    assert not (here / ".modelcycle").exists()
+
+
 def test_serve_runs_from_urls_alone(
     s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
