@@ -34,6 +34,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -140,6 +141,7 @@ def _deployed_servers(folder: Path) -> Iterator[None]:
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(600)  # ~50-90 s on 2 shared cores; every wait inside is bounded too
 def test_the_loop_runs_on_processes_sharing_only_postgres_and_s3(
     pg_server: PostgresServer,
     s3_server: S3Server,
@@ -272,10 +274,15 @@ def _loop(
         ]  # fmt: skip
 
     taken = _wait(lambda: started()[1:], "the lease to expire and the other worker to take the job")
-    log("lease", f"{doomed}'s lease expired: {taken[0].payload['worker']} took job {job.id} "
+    log("lease", f"{doomed}'s lease expired at {lease.lease_expires_at}; "
+                 f"{taken[0].payload['worker']} took job {job.id} at {taken[0].at}, "
                  f"{time.monotonic() - killed_at:.1f} s after the kill (attempt "
                  f"{taken[0].payload.get('attempt')}, reclaimed_from="
                  f"{taken[0].payload.get('reclaimed_from')})")  # fmt: skip
+    # Taken over only once the lease had run out, not before.
+    assert datetime.fromisoformat(taken[0].at) >= datetime.fromisoformat(
+        str(lease.lease_expires_at)
+    )
     (done,) = _wait(
         lambda: [j for j in [ws.automations.queue.get(job.id)] if j.state in ("succeeded", "dead")],
         "the other worker to finish the training job",
