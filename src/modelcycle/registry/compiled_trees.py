@@ -31,10 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,26 +53,31 @@ class CompiledLabels:
     """Labels for the model's own input (what ``fast_input`` built), from a compiled library.
 
     The library is opened in the process that first predicts (a forked batch worker opens its
-    own), so building it in the parent leaves no native thread behind a ``fork``.
+    own), so building it in the parent leaves no native thread behind a ``fork``. Calls may
+    come from several threads (a server's event loop and its predict thread): one at a time.
     """
 
     def __init__(self, estimator: Any, library: Path, *, threads: int = 1) -> None:
         self._estimator = estimator
         self._prefix, self._trees = _split(estimator)
+        self._transform = _scaling(self._prefix)
         self._classes = np.asarray(self._trees.classes_)
         self.library = library
         self.threads = threads
         self._predictor: Any = None
+        self._lock = threading.Lock()
 
     def margins(self, x: Any) -> np.ndarray:
         """The raw scores, ``(rows,)`` for two classes, ``(rows, classes)`` for more."""
         import tl2cgen
 
-        if self._predictor is None:
-            self._predictor = tl2cgen.Predictor(str(self.library), nthread=self.threads)
-        xt = x if self._prefix is None else self._prefix.transform(x)
+        xt = self._transform(x)
         dense = np.ascontiguousarray(np.asarray(xt, dtype=np.float64))
-        raw = self._predictor.predict(tl2cgen.DMatrix(dense, dtype="float64"), pred_margin=True)
+        with self._lock:
+            if self._predictor is None:
+                self._predictor = tl2cgen.Predictor(str(self.library), nthread=self.threads)
+            matrix = tl2cgen.DMatrix(dense, dtype="float64")
+            raw = self._predictor.predict(matrix, pred_margin=True)
         out = np.asarray(raw, dtype=np.float64).reshape(dense.shape[0], -1)
         return out[:, 0] if out.shape[1] == 1 else out
 
@@ -139,6 +145,38 @@ def _split(estimator: Any) -> tuple[Any, Any]:
     if categorical is not None and bool(np.any(categorical)):
         return None, None
     return prefix, trees
+
+
+def _scaling(prefix: Any) -> Callable[[Any], Any]:
+    """The steps before the trees as a function of the input.
+
+    Steps that are all ``StandardScaler`` run as the same two numpy operations scikit-learn's
+    ``transform`` performs (subtract ``mean_``, divide by ``scale_``, in float64, so the same
+    bits) without its input validation, which costs more than the trees on one row; anything
+    else runs through ``transform`` itself.
+    """
+    if prefix is None:
+        return lambda x: x
+    from sklearn.preprocessing import StandardScaler
+
+    steps = [step for _, step in prefix.steps]
+    if not all(type(step) is StandardScaler for step in steps):
+        return cast(Callable[[Any], Any], prefix.transform)
+
+    names = getattr(steps[0], "feature_names_in_", None)
+
+    def scale(x: Any) -> Any:
+        if names is not None and hasattr(x, "columns") and list(x.columns) != list(names):
+            return prefix.transform(x)  # scikit-learn's own check words the mismatch
+        out = np.array(x, dtype=np.float64)  # a copy, as scikit-learn's check_array makes
+        for step in steps:
+            if step.with_mean:
+                out -= step.mean_
+            if step.with_std:
+                out /= step.scale_
+        return out
+
+    return scale
 
 
 def _toolchain() -> str | None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,7 @@ class ModelSlot:
         *,
         max_batch_rows: int,
         max_wait_ms: float,
+        compiled_cache: Path | None = None,
     ) -> None:
         self.model = model
         self.name = model.version.name
@@ -115,6 +117,8 @@ class ModelSlot:
         self._fast: MicroBatcher[np.ndarray] | None = None
         if self.fast is not None:
             self._fast = MicroBatcher(self.fast.predict, executor, concat=concat_arrays, **opts)
+            if compiled_cache is not None:
+                self.fast.compile_in_background(model, compiled_cache)
 
     def __repr__(self) -> str:
         return f"ModelSlot({self.name}/{self.version})"
@@ -122,6 +126,14 @@ class ModelSlot:
     @property
     def flavor(self) -> str:
         return self.model.flavor.name
+
+    @property
+    def predictor(self) -> str:
+        """What answers an all-numeric request: ``compiled-trees`` (fastpath.py),
+        ``numeric-arrays`` (the flavor's array predictor), or ``tables`` (the general path)."""
+        if self.fast is None:
+            return "tables"
+        return "compiled-trees" if self.fast.compiled else "numeric-arrays"
 
     @property
     def queue_depth(self) -> int:
@@ -159,6 +171,7 @@ class ScoringEngine:
         predict_threads: int = 1,
         canary: Mapping[str, Sequence[tuple[int, float]]] | None = None,
         shadow: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+        compiled_cache: Path | None = None,
     ) -> None:
         if not models:
             raise InvalidInput("give at least one model to serve", field="models")
@@ -183,6 +196,8 @@ class ScoringEngine:
         self.max_rows_per_request = max_rows_per_request
         self.native_threads = native_threads
         self._predict_threads = predict_threads
+        # Where the fast path's compiled trees are kept (None: never compile; fastpath.py).
+        self._compiled_cache = compiled_cache
         self._slots: dict[tuple[str, int], ModelSlot] = {}
         self._default: dict[str, ModelSlot] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -232,6 +247,7 @@ class ScoringEngine:
                 executor,
                 max_batch_rows=self.max_batch_rows,
                 max_wait_ms=self.max_wait_ms,
+                compiled_cache=self._compiled_cache,
             )
             key = (slot.name, slot.version)
             if key in slots:
@@ -426,6 +442,7 @@ class ScoringEngine:
                     self._executor,
                     max_batch_rows=self.max_batch_rows,
                     max_wait_ms=self.max_wait_ms,
+                    compiled_cache=self._compiled_cache,
                 )
                 self._executor.submit(_warm_up, model).result()
             old = self._default.get(name)

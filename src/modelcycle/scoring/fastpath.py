@@ -21,8 +21,10 @@ answers, else the version has no fast path.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +57,8 @@ class NumericFastPath:
     ) -> None:
         self.names = names
         self.width = len(names)
-        self.predict = predict
+        self._predict = predict
+        self.compiled = False  # predicting with compiled trees (compile_in_background)
         dtypes = [_NUMERIC[t] for t in types]
         self._nullable = np.array(nullable, dtype=bool)
         self._int_cols = np.array([d is np.int64 for d in dtypes])
@@ -66,6 +69,31 @@ class NumericFastPath:
 
     def __repr__(self) -> str:
         return f"NumericFastPath({self.width} columns)"
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Labels for rows :meth:`decode` returned."""
+        return self._predict(x)
+
+    def compile_in_background(self, model: LoadedModel, cache_dir: Path) -> threading.Thread:
+        """Build (or read back) the flavor's compiled stand-in in a thread and predict with it
+        once it answers as the current predictor does (``ModelFlavor.compiled_labels``: the
+        same labels, much less time per row). Requests go on meanwhile: a build takes
+        seconds, most of it in the compiler's own processes."""
+
+        def run() -> None:
+            try:
+                labels = model.flavor.compiled_labels(model.model, cache_dir, model.version.sha256)
+            except Exception as exc:  # the server keeps the predictor it has
+                _log.warning("no compiled trees for %s: %s", model.version.ref, exc)
+                return
+            if labels is not None and self._agrees(model, labels):
+                self._predict = labels
+                self.compiled = True
+                _log.info("%s predicts with compiled trees", model.version.ref)
+
+        thread = threading.Thread(target=run, name="modelcycle-compile", daemon=True)
+        thread.start()
+        return thread
 
     @classmethod
     def for_model(cls, model: LoadedModel) -> NumericFastPath | None:
@@ -144,8 +172,9 @@ class NumericFastPath:
             x = x.astype(self.dtype)
         return x
 
-    def _agrees(self, model: LoadedModel) -> bool:
-        """Both paths on made-up rows (zeros, ones, a spread): the same answers, or no fast path."""
+    def _agrees(self, model: LoadedModel, predict: ArrayPredict | None = None) -> bool:
+        """Both paths on made-up rows (zeros, ones, a spread): the same answers, or no fast path
+        (``predict``: a candidate to check instead of the current one)."""
         rng = np.random.default_rng(0)
         rows = np.vstack(
             [np.zeros(self.width), np.ones(self.width), rng.normal(size=(6, self.width))]
@@ -159,7 +188,7 @@ class NumericFastPath:
         }
         try:
             general = np.asarray(model.predict(pa.table(columns)))
-            fast = np.asarray(self.predict(rows))
+            fast = np.asarray((predict or self._predict)(rows))
         except Exception as exc:
             _log.info("no fast path for %s: %s", model.version.ref, exc)
             return False

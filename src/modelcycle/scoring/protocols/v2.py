@@ -114,6 +114,8 @@ def model_metadata(slot: ModelSlot, versions: list[int]) -> dict[str, Any]:
             {"name": c.name, "datatype": v2_datatype(c.type), "shape": [-1]} for c in sig.inputs
         ],
         "outputs": outputs,
+        # How this server predicts (not part of the V2 protocol: its extension point).
+        "parameters": {"predictor": slot.predictor},
     }
 
 

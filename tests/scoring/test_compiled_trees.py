@@ -1,4 +1,5 @@
-"""Batch jobs with boosted trees compiled to native code: the labels are scikit-learn's, always.
+"""Boosted trees compiled to native code, in batch jobs and the server's fast path: the labels
+are scikit-learn's, always.
 
 Real builds with the machine's C compiler (treelite + tl2cgen); the test is skipped only on a
 machine without one, where the feature itself stands aside.
@@ -8,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _scoring_helpers import ServerProcess
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -125,3 +129,41 @@ def test_a_regressor_is_not_compiled(ws: Workspace, tmp_path: Path) -> None:
     # A regressor's output is the margin itself: compiled sums differ in the last bits.
     assert set(_libraries(ws)) == before
     np.testing.assert_array_equal(got, ws.registry.load("reg/1").model.predict(rows))
+
+
+def test_a_server_swaps_in_compiled_trees_with_the_same_answers(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MC_DEV_COMPILED_SERVE", "1")
+    server = ServerProcess(ws.root, "binary/1", log=tmp_path / "server.log")
+    try:
+        server.wait_ready()
+        meta = f"{server.url}/v2/models/binary"
+        deadline = time.monotonic() + 120
+        predictor = ""
+        while time.monotonic() < deadline:
+            predictor = httpx.get(meta, timeout=10).json()["parameters"]["predictor"]
+            if predictor == "compiled-trees":
+                break
+            time.sleep(0.2)
+        assert predictor == "compiled-trees", server.log()
+        rows = _frame(10_000, seed=13)
+        expected = ws.registry.load("binary/1").model.predict(rows)
+        got: list[int] = []
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for start in range(0, len(rows), 1_000):
+                part = rows.iloc[start : start + 1_000]
+                data = [[None if np.isnan(v) else v for v in row] for row in part.to_numpy()]
+                body = {"dataframe_split": {"columns": COLUMNS, "data": data}}
+                answer = client.post("/invocations", json=body)
+                assert answer.status_code == 200, answer.text
+                got.extend(answer.json()["predictions"])
+            # One row at a time, as most real traffic comes.
+            for i in range(40):
+                data = [[None if np.isnan(v) else v for v in rows.iloc[i].to_numpy()]]
+                body = {"dataframe_split": {"columns": COLUMNS, "data": data}}
+                answer = client.post("/invocations", json=body)
+                assert answer.json()["predictions"] == [int(expected[i])]
+        np.testing.assert_array_equal(np.asarray(got), expected)
+    finally:
+        server.stop()
