@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -336,6 +338,17 @@ def test_request_id_honoured_or_generated(client: httpx.Client) -> None:
     assert given.headers["X-Request-ID"] == "abc-123"
     made = client.post("/predict/ridge", json=row)
     assert len(made.headers["X-Request-ID"]) == 32
+    # Made ids are UUIDv7 (time first), so the prediction log's request_id index grows at its
+    # end instead of at random pages; a later request's id sorts after (to the millisecond).
+    first = uuid.UUID(made.headers["X-Request-ID"])
+    assert (first.version, first.variant) == (7, uuid.RFC_4122)
+    time.sleep(0.002)
+    later = client.post("/predict/ridge", json=row).headers["X-Request-ID"]
+    assert later[:12] > made.headers["X-Request-ID"][:12]
+    assert (
+        len({client.post("/predict/ridge", json=row).headers["X-Request-ID"] for _ in range(20)})
+        == 20
+    )
     hostile = client.post("/predict/ridge", json=row, headers={"X-Request-ID": "a b\tc" * 50})
     assert hostile.headers["X-Request-ID"] != "a b\tc" * 50
     v2 = client.post(

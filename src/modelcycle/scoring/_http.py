@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
+import time
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ __all__ = [
     "error_body",
     "flag",
     "json_response",
+    "new_request_id",
     "parse_json",
     "problems_of",
     "request_id",
@@ -70,7 +72,27 @@ def request_id(request: Request) -> str:
 def valid_rid(given: str | None) -> str:
     if given and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+def new_request_id() -> str:
+    """A UUIDv7 (RFC 9562) in 32 hex digits: milliseconds since the epoch, then 74 random bits.
+
+    Ids made later sort later, so the prediction log's ``request_id`` index grows at its right
+    edge. With random ids (uuid4) every logged row lands on a random leaf page of that index:
+    on a log of 1.5 million rows (SQLite, 1.2 GB) a flush then wrote about one page per row,
+    and its insert cost 29-33 µs of CPU per row instead of 16-18 (68 vs 18 µs wall).
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits, of which 74 are used
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76  # version 7
+        | (rand >> 68) << 64  # 12 random bits
+        | 0b10 << 62  # the RFC 4122/9562 variant
+        | (rand & 0x3FFF_FFFF_FFFF_FFFF)  # 62 random bits
+    )
+    return f"{value:032x}"
 
 
 def problems_of(exc: ModelcycleError) -> list[dict[str, str]]:
