@@ -132,9 +132,8 @@ def test_a_regressor_is_not_compiled(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_a_server_swaps_in_compiled_trees_with_the_same_answers(
-    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("MC_DEV_COMPILED_SERVE", "1")
     server = ServerProcess(ws.root, "binary/1", log=tmp_path / "server.log")
     try:
         server.wait_ready()

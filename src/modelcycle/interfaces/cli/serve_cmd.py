@@ -121,12 +121,8 @@ def serve(
 
 def _compiled_cache(settings: Settings) -> Path | None:
     """Where the fast path keeps compiled trees (``[scoring] compiled_trees``), or None."""
-    import os
-
     from modelcycle.scoring.log_sinks import scoring_section
 
-    if os.environ.get("MC_DEV_COMPILED_SERVE") != "1":
-        return None
     if not scoring_section(settings.config).compiled_trees:
         return None
     return settings.local_dir("compiled")
