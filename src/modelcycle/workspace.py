@@ -211,7 +211,6 @@ class Workspace:
         from modelcycle.scoring.batch import BatchScoring
         from modelcycle.scoring.log_sinks import scoring_section
 
-        section = scoring_section(self.settings.config)
         return BatchScoring(
             self.metadata,
             self.artifacts,
@@ -219,9 +218,19 @@ class Workspace:
             registry=self.registry,
             datasets=self.datasets,
             artifacts_url=self.settings.artifacts_url,
-            compiled_cache=self.settings.local_dir("compiled") if section.compiled_trees else None,
-            compile_min_rows=section.compiled_trees_min_rows,
+            compiled_cache=self.compiled_cache,
+            compile_min_rows=scoring_section(self.settings.config).compiled_trees_min_rows,
         )
+
+    @property
+    def compiled_cache(self) -> Path | None:
+        """Where batch jobs and scoring servers keep tree ensembles compiled for this machine
+        (``[scoring] compiled_trees``; registry/compiled_trees.py), or None when turned off."""
+        from modelcycle.scoring.log_sinks import scoring_section
+
+        if not scoring_section(self.settings.config).compiled_trees:
+            return None
+        return self.settings.local_dir("compiled")
 
     @cached_property
     def deploy(self) -> DeployService:

@@ -106,14 +106,9 @@ def compile_labels(
     if _split(estimator)[1] is None:
         return None
     toolchain = _toolchain()
-    if toolchain is None:
+    stamp = None if toolchain is None else _stamp(key, toolchain)
+    if toolchain is None or stamp is None:
         return None
-    try:
-        import tl2cgen  # noqa: F401
-        import treelite  # noqa: F401
-    except ImportError:
-        return None
-    stamp = _stamp(key, toolchain)
     try:
         library = _built(estimator, Path(cache_dir), stamp, toolchain, build=build)
         if library is None:
@@ -187,8 +182,14 @@ def _toolchain() -> str | None:
     return None
 
 
-def _stamp(key: str, toolchain: str) -> str:
-    """The cache name: the model and everything that shapes the built library."""
+def _stamp(key: str, toolchain: str) -> str | None:
+    """The cache name: the model and everything that shapes the built library (None without
+    treelite or tl2cgen; nothing is imported here, so a job that finds no library pays
+    nothing for the look)."""
+    try:
+        versions = {p: metadata.version(p) for p in ("treelite", "tl2cgen")}
+    except metadata.PackageNotFoundError:
+        return None
     try:
         compiler = subprocess.run(
             [toolchain, "--version"], capture_output=True, text=True, check=True, timeout=30
@@ -197,8 +198,7 @@ def _stamp(key: str, toolchain: str) -> str:
         compiler = toolchain
     parts = {
         "model": key,
-        "treelite": metadata.version("treelite"),
-        "tl2cgen": metadata.version("tl2cgen"),
+        **versions,
         "compiler": compiler,
         "machine": platform.machine(),
         "python": sys.implementation.cache_tag,
@@ -215,9 +215,11 @@ def _built(
     One process builds at a time (a file lock): two jobs starting together build it once. The
     library and its sha256 appear under their final names only when complete.
     """
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     library = cache_dir / f"{stamp}.so"
     digest_file = cache_dir / f"{stamp}.so.sha256"
+    if not build and not library.is_file():
+        return None  # nothing to read back: no folder, no lock
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(cache_dir / f"{stamp}.lock"):
         if library.is_file() and digest_file.is_file():
             if _sha256(library) == digest_file.read_text().strip():

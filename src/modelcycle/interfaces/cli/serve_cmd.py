@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -119,15 +118,6 @@ def serve(
     raise typer.Exit(code)
 
 
-def _compiled_cache(settings: Settings) -> Path | None:
-    """Where the fast path keeps compiled trees (``[scoring] compiled_trees``), or None."""
-    from modelcycle.scoring.log_sinks import scoring_section
-
-    if not scoring_section(settings.config).compiled_trees:
-        return None
-    return settings.local_dir("compiled")
-
-
 def _check_log_sink(settings: Settings) -> None:
     """A bad ``[scoring]`` value stops the command here (exit 2), before any worker starts."""
     from modelcycle.scoring.log_sinks import check_log_sink
@@ -198,7 +188,7 @@ def _serving(
         native_threads=threads,
         canary=canary,
         shadow=shadow,
-        compiled_cache=_compiled_cache(settings),
+        compiled_cache=ws.compiled_cache,
     )
     follower = None
     if follows:
