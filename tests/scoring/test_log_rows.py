@@ -1,6 +1,7 @@
 """The prediction log's tuple rows (``to_tuples`` + ``append_rows(columns=)``) store exactly what
-the dictionary rows (``to_rows`` + ``append_rows``) stored, on both backends: values, NULLs and
-the JSON texts, for table and fast-path records, labels and probabilities, odd values."""
+the dictionary rows the log wrote before them (``_reference_rows`` below, the former
+``to_rows``, + ``append_rows``) stored, on both backends: values, NULLs and the JSON texts, for
+table and fast-path records, labels and probabilities, odd values."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import time
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pytest
 from sqlalchemy import select
 
 from modelcycle import Workspace
 from modelcycle.errors import InvalidInput
-from modelcycle.scoring._log_rows import ROW_COLUMNS, LogRecord, to_rows, to_tuples
+from modelcycle.scoring._log_rows import ROW_COLUMNS, LogRecord, _default, _iso, to_tuples
 from modelcycle.store import tables
 
 
@@ -82,9 +84,50 @@ def _fields(rec: LogRecord) -> dict[str, Any]:
     return {f: getattr(rec, f) for f in rec.__slots__}
 
 
+def _reference_rows(records: list[LogRecord]) -> list[dict[str, Any]]:
+    """The rows as the log built them before ``to_tuples``: one dictionary per scored row,
+    every value made the plain way (the reference the faster path must match)."""
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        if isinstance(rec.inputs, pa.Table):
+            inputs = rec.inputs.to_pylist()
+        else:
+            names = rec.columns or ()
+            inputs = [dict(zip(names, row, strict=True)) for row in rec.inputs.tolist()]
+        preds = rec.predictions.tolist() if rec.predictions is not None else None
+        probas = (
+            np.asarray(rec.probabilities, dtype=np.float64).tolist()
+            if rec.probabilities is not None
+            else None
+        )
+        if preds is None and probas is not None and rec.classes:
+            preds = [rec.classes[int(np.argmax(p))] for p in probas]
+        for i, row in enumerate(inputs):
+            outputs: dict[str, Any] = {"prediction": preds[i] if preds is not None else None}
+            if probas is not None:
+                outputs["probabilities"] = probas[i]
+            out.append(
+                {
+                    "request_id": rec.request_id,
+                    "row_index": i,
+                    "model_name": rec.model_name,
+                    "model_version": rec.model_version,
+                    "source": rec.source,
+                    "job_id": None,
+                    "shadow": rec.shadow,
+                    "at": _iso(rec.at),
+                    "latency_ms": rec.latency_ms,
+                    "inputs": orjson.dumps(row, default=_default).decode(),
+                    "outputs": orjson.dumps(outputs, default=_default).decode(),
+                }
+            )
+    return out
+
+
 def test_tuples_are_the_dictionary_rows_in_column_order() -> None:
     records = _records()
-    assert [dict(zip(ROW_COLUMNS, t, strict=True)) for t in to_tuples(records)] == to_rows(records)
+    tuples = [dict(zip(ROW_COLUMNS, t, strict=True)) for t in to_tuples(records)]
+    assert tuples == _reference_rows(records)
     assert to_tuples([]) == []
 
 
@@ -101,7 +144,7 @@ def _stored(workspace: Workspace, prefix: str) -> list[tuple[Any, ...]]:
 def test_both_paths_store_the_same_rows(workspace: Workspace) -> None:
     meta = workspace.metadata
     records = _records()
-    by_dicts = [{**r, "model_name": "dicts"} for r in to_rows(records)]
+    by_dicts = [{**r, "model_name": "dicts"} for r in _reference_rows(records)]
     name_at = ROW_COLUMNS.index("model_name")
     by_tuples = [(*t[:name_at], "tuples", *t[name_at + 1 :]) for t in to_tuples(records)]
     assert meta.append_rows(tables.prediction_log, by_dicts) == len(by_dicts)

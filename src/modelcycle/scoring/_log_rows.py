@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-__all__ = ["ROW_COLUMNS", "LogRecord", "record_rows", "to_rows", "to_tuples"]
+__all__ = ["ROW_COLUMNS", "LogRecord", "record_rows", "to_tuples"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,53 +69,6 @@ def _iso_fast(at: str | float, cache: dict[int, str]) -> str:
     return f"{head}.{micros:06d}Z"
 
 
-def _input_dicts(rec: LogRecord) -> list[dict[str, Any]]:
-    if isinstance(rec.inputs, pa.Table):
-        rows: list[dict[str, Any]] = rec.inputs.to_pylist()
-        return rows
-    names = rec.columns or ()
-    # tolist() makes every Python float in one C call; NaN (a null where allowed) stays NaN,
-    # which orjson writes as null, as the table path writes a null.
-    return [dict(zip(names, row, strict=True)) for row in rec.inputs.tolist()]
-
-
-def to_rows(records: list[LogRecord]) -> list[dict[str, Any]]:
-    """``prediction_log`` rows: one per scored row."""
-    out: list[dict[str, Any]] = []
-    dumps = orjson.dumps
-    for rec in records:
-        inputs = _input_dicts(rec)
-        preds = rec.predictions.tolist() if rec.predictions is not None else None
-        probas = (
-            np.asarray(rec.probabilities, dtype=np.float64).tolist()
-            if rec.probabilities is not None
-            else None
-        )
-        if preds is None and probas is not None and rec.classes:
-            preds = [rec.classes[int(np.argmax(p))] for p in probas]
-        at = _iso(rec.at)
-        for i, row in enumerate(inputs):
-            outputs: dict[str, Any] = {"prediction": preds[i] if preds is not None else None}
-            if probas is not None:
-                outputs["probabilities"] = probas[i]
-            out.append(
-                {
-                    "request_id": rec.request_id,
-                    "row_index": i,
-                    "model_name": rec.model_name,
-                    "model_version": rec.model_version,
-                    "source": rec.source,
-                    "job_id": None,
-                    "shadow": rec.shadow,
-                    "at": at,
-                    "latency_ms": rec.latency_ms,
-                    "inputs": dumps(row, default=_default).decode(),
-                    "outputs": dumps(outputs, default=_default).decode(),
-                }
-            )
-    return out
-
-
 def _default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
@@ -141,9 +94,9 @@ ROW_COLUMNS = (
 
 
 def to_tuples(records: list[LogRecord]) -> list[tuple[Any, ...]]:
-    """The rows of :func:`to_rows` as tuples in :data:`ROW_COLUMNS` order, made with less work
-    per row: no row dictionary, one output JSON text per distinct answer, the time formatted
-    once per second."""
+    """``prediction_log`` rows, one per scored row, as tuples in :data:`ROW_COLUMNS` order:
+    no row dictionary, one output JSON text per distinct answer, the time formatted once per
+    second."""
     out: list[tuple[Any, ...]] = []
     append = out.append
     seconds: dict[int, str] = {}
@@ -163,7 +116,8 @@ def _inputs_json(rec: LogRecord) -> list[str]:
     if isinstance(rec.inputs, pa.Table):
         return [dumps(row, default=_default).decode() for row in rec.inputs.to_pylist()]
     names = rec.columns or ()
-    # Floats only (the fast path's matrix): NaN is written as null, as to_rows writes it.
+    # Floats only (the fast path's matrix): tolist() makes every Python float in one C call;
+    # NaN (a null where allowed) is written as null, as the table path writes a null.
     return [dumps(dict(zip(names, row, strict=True))).decode() for row in rec.inputs.tolist()]
 
 
